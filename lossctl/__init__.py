@@ -1,0 +1,50 @@
+"""lossctl: softmax, log-softmax, NLL and cross-entropy with PyTorch's semantics.
+
+The public Python API is the pure-NumPy core::
+
+    from lossctl import cross_entropy
+    cross_entropy([[1.1741, -0.4859], [-3.718, 1.5257], [0.0222, 0.5898]], [1, 2])  # 3.2655
+
+Names are imported lazily so that ``lossctl --help`` and ``--version`` start without NumPy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "1.0.0"
+
+_EXPORTS = {
+    "AmbiguousClassAxisWarning": "lossctl.core",
+    "LossResult": "lossctl.core",
+    "cross_entropy": "lossctl.core",
+    "log_softmax": "lossctl.core",
+    "loss_result": "lossctl.core",
+    "nll_loss": "lossctl.core",
+    "softmax": "lossctl.core",
+    "InputError": "lossctl.errors",
+    "LossctlError": "lossctl.errors",
+    "ReadError": "lossctl.errors",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+if TYPE_CHECKING:
+    from lossctl.core import (
+        AmbiguousClassAxisWarning,
+        LossResult,
+        cross_entropy,
+        log_softmax,
+        loss_result,
+        nll_loss,
+        softmax,
+    )
+    from lossctl.errors import InputError, LossctlError, ReadError
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lossctl' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,5 @@
+"""``python -m lossctl``."""
+
+from lossctl.cli import main
+
+main()

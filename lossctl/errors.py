@@ -1,0 +1,44 @@
+"""Exceptions that carry a user-facing, one-line message and an exit code.
+
+The CLI turns every :class:`LossctlError` into one line on stderr and its
+``exit_code``; nothing else should escape as a traceback.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_INPUT = 1  # invalid input data: unreadable file, bad values, shapes that do not fit
+EXIT_USAGE = 2  # command-line usage (typer/click's own code)
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+
+class LossctlError(Exception):
+    """A problem with the user's input; ``str(err)`` is the one-line message."""
+
+    exit_code: int = EXIT_INPUT
+
+
+class InputError(LossctlError):
+    """Values, shapes or options that PyTorch (or lossctl) refuses.
+
+    ``subject`` says which argument is at fault (``"input"``, ``"target"`` or
+    ``"weight"``) so the CLI can name the file; ``None`` when it is an option or
+    the combination of several.
+    """
+
+    def __init__(self, message: str, subject: str | None = None) -> None:
+        super().__init__(message)
+        self.subject = subject
+
+
+class ReadError(LossctlError):
+    """A file or stream that cannot be read or parsed into an array.
+
+    ``source`` names the file (``"<stdin>"`` for ``-``); the message already
+    includes it.
+    """
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(f"{source}: {message}")
+        self.source = source
+        self.detail = message

@@ -1,0 +1,188 @@
+"""Rich renderables for results: number formatting, summarised array grids, result tables.
+
+Nothing here prints: the CLI hands the renderables to a ``rich.console.Console``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from lossctl.core import LossResult
+
+ELLIPSIS = "…"
+OP_TITLES = {
+    "cross_entropy": "cross-entropy",
+    "nll_loss": "NLL loss",
+    "softmax": "softmax",
+    "log_softmax": "log-softmax",
+    "log": "log",
+}
+
+
+@dataclass(frozen=True)
+class NumberFormat:
+    """Fixed ``digits`` decimals; scientific where fixed would show 0.0000 or be too wide."""
+
+    digits: int = 4
+    max_fixed_width: int = 12
+
+    def __call__(self, value: float) -> str:
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        fixed = f"{value:.{self.digits}f}"
+        tiny = value != 0 and abs(value) < 0.5 * 10.0**-self.digits
+        if tiny or len(fixed) > self.max_fixed_width:
+            return f"{value:.{self.digits}e}"
+        return fixed
+
+
+@dataclass(frozen=True)
+class Summary:
+    """How many leading and trailing rows/columns to keep; ``None`` keeps everything."""
+
+    edge_rows: int | None = 4
+    edge_cols: int | None = 4
+
+    @staticmethod
+    def full() -> Summary:
+        return Summary(edge_rows=None, edge_cols=None)
+
+
+def kept_indices(length: int, edge: int | None) -> list[int | None]:
+    """Indices to show along an axis of ``length``; ``None`` marks the elided middle."""
+    if edge is None or length <= 2 * edge + 1:
+        return list(range(length))
+    return [*range(edge), None, *range(length - edge, length)]
+
+
+def as_grid(array: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], list[str]]:
+    """View any array as rows x last-axis columns, with a label per row (its leading index)."""
+    if array.ndim == 0:
+        return array.reshape(1, 1), [""]
+    if array.ndim == 1:
+        return array.reshape(1, -1), [""]
+    leading = array.shape[:-1]
+    labels = [
+        ", ".join(map(str, np.unravel_index(i, leading))) for i in range(int(np.prod(leading)))
+    ]
+    return array.reshape(-1, array.shape[-1]), labels
+
+
+def array_grid(
+    array: npt.NDArray[np.float64],
+    *,
+    title: str,
+    fmt: NumberFormat,
+    summary: Summary,
+    caption: str | None = None,
+) -> Table:
+    """A summarised table of ``array``: rows are the leading indices, columns the last axis."""
+    grid, labels = as_grid(array)
+    rows = kept_indices(grid.shape[0], summary.edge_rows)
+    cols = kept_indices(grid.shape[1], summary.edge_cols)
+    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, title_justify="left")
+    if array.ndim >= 2:
+        table.add_column("index", style="dim", justify="right")
+    for col in cols:
+        table.add_column(ELLIPSIS if col is None else str(col), justify="right")
+    for row in rows:
+        cells: list[str] = []
+        if array.ndim >= 2:
+            cells.append(ELLIPSIS if row is None else labels[row])
+        for col in cols:
+            if row is None or col is None:
+                cells.append(ELLIPSIS)
+            else:
+                cells.append(fmt(float(grid[row, col])))
+        table.add_row(*cells)
+    return table
+
+
+def facts_table(title: str, facts: Sequence[tuple[str, str | Text]]) -> Table:
+    """A two-column key/value table."""
+    table = Table(title=title, box=box.SIMPLE, show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    for name, value in facts:
+        table.add_row(name, value)
+    return table
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ")"
+
+
+def denominator_text(result: LossResult, weighted: bool) -> str:
+    """What the mean divides by, in words."""
+    if result.target_kind == "probabilities":
+        return f"{result.count} positions (probability targets: N·d1·…·dk)"
+    if weighted:
+        return f"Σ w[target] over {result.count} counted targets"
+    return f"{result.count} counted targets"
+
+
+def loss_view(
+    result: LossResult,
+    *,
+    fmt: NumberFormat,
+    summary: Summary,
+    sources: Sequence[tuple[str, str]],
+    weighted: bool,
+) -> RenderableType:
+    """The result table of ``ce`` / ``nll``: the loss and what it was computed from."""
+    title = OP_TITLES[result.op]
+    facts: list[tuple[str, str | Text]] = []
+    if result.reduction != "none":
+        facts.append(("loss", Text(fmt(float(result.loss)), style="bold green")))
+    facts += [
+        ("reduction", result.reduction),
+        ("input shape", shape_text(result.input_shape)),
+        ("class axis", f"{result.class_dim} ({result.input_shape[result.class_dim]} classes)"),
+        ("targets", result.target_kind),
+        ("counted", str(result.count)),
+        ("ignored", str(result.ignored)),
+        ("sum", fmt(result.total)),
+        ("denominator", f"{fmt(result.denominator)} = {denominator_text(result, weighted)}"),
+        *sources,
+    ]
+    parts: list[RenderableType] = [facts_table(title, facts)]
+    if result.reduction == "none":
+        parts.append(
+            array_grid(
+                result.per_position,
+                title=f"{title} per position, shape {shape_text(result.per_position.shape)}",
+                fmt=fmt,
+                summary=summary,
+            )
+        )
+    return Group(*parts)
+
+
+def elementwise_view(
+    op: str,
+    result: npt.NDArray[np.float64],
+    *,
+    dim: int | None,
+    fmt: NumberFormat,
+    summary: Summary,
+    sources: Sequence[tuple[str, str]],
+) -> RenderableType:
+    """The result of ``softmax``, ``log-softmax`` or ``log``: the array and its axis."""
+    title = OP_TITLES[op]
+    axis = "elementwise" if dim is None else f"{dim} (of {result.ndim})"
+    facts: list[tuple[str, str | Text]] = [("shape", shape_text(result.shape)), ("axis", axis)]
+    facts += sources
+    caption = None if dim is None else f"normalised along axis {dim}"
+    grid = array_grid(result, title=title, fmt=fmt, summary=summary, caption=caption)
+    return Group(facts_table(title, facts), grid)
