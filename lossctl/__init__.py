@@ -28,7 +28,19 @@ _EXPORTS = {
     "ReadError": "lossctl.errors",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "AmbiguousClassAxisWarning",
+    "InputError",
+    "LossResult",
+    "LossctlError",
+    "ReadError",
+    "__version__",
+    "cross_entropy",
+    "log_softmax",
+    "loss_result",
+    "nll_loss",
+    "softmax",
+]
 
 if TYPE_CHECKING:
     from lossctl.core import (

@@ -392,7 +392,7 @@ def nll_command(
 ) -> None:
     """Negative log-likelihood loss: minus the input at each target class, averaged.
 
-    Example: lossctl softmax logits.json -d 0 --json | lossctl log - --json | lossctl nll - labels.json
+    Example: lossctl nll examples/seed/logits.json examples/seed/labels.json
     """
     run_loss(
         "nll_loss",

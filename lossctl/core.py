@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -123,7 +123,9 @@ def _rows_last(x: FloatArray, axis: int) -> tuple[FloatArray, tuple[int, ...]]:
     return moved.reshape(math.prod(moved.shape[:-1]), moved.shape[-1]), moved.shape[:-1]
 
 
-def _apply_along(x: npt.ArrayLike, dim: int, row_fn: Callable[[FloatArray], FloatArray]) -> FloatArray:
+def _apply_along(
+    x: npt.ArrayLike, dim: int, row_fn: Callable[[FloatArray], FloatArray]
+) -> FloatArray:
     """Apply a (M, C) -> (M, C) row function along axis ``dim`` of ``x``."""
     values = _as_float64(x, "input")
     axis = normalize_axis(dim, values.ndim, "softmax axis")
@@ -165,9 +167,7 @@ def infer_class_dim(input_shape: tuple[int, ...], target_shape: tuple[int, ...])
     if target_shape == input_shape:
         return torch_class_dim(ndim)
     fitting = [
-        axis
-        for axis in range(ndim)
-        if input_shape[:axis] + input_shape[axis + 1 :] == target_shape
+        axis for axis in range(ndim) if input_shape[:axis] + input_shape[axis + 1 :] == target_shape
     ]
     if not fitting:
         raise InputError(
@@ -423,7 +423,7 @@ def cross_entropy(
     label_smoothing: float = 0.0,
     class_dim: int | None = None,
 ) -> float | FloatArray:
-    """``nll_loss(log_softmax(input, class_dim), target)``, with label smoothing and soft targets."""
+    """``nll_loss(log_softmax(input, class_dim), target)``; also label smoothing, soft targets."""
     return loss_result(
         "cross_entropy",
         input,

@@ -19,7 +19,7 @@ def nonfinite_reason(result: LossResult, values: npt.NDArray[np.floating]) -> st
         text = f"{bad} of {result.per_position.size} per-position losses are NaN or infinite"
         reason = _input_reason(values)
         return f"{text}: {reason}" if reason else text
-    loss = float(result.loss)  # type: ignore[arg-type]
+    loss = float(result.loss)
     if math.isfinite(loss):
         return None
     if result.reduction == "mean" and result.count == 0:

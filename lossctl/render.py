@@ -120,7 +120,7 @@ def facts_table(title: str, facts: Sequence[tuple[str, str | Text]]) -> Table:
 
 
 def shape_text(shape: Sequence[int]) -> str:
-    return "(" + ", ".join(map(str, shape)) + ")"
+    return str(tuple(int(n) for n in shape))
 
 
 def denominator_text(result: LossResult, weighted: bool) -> str:
@@ -183,6 +183,6 @@ def elementwise_view(
     axis = "elementwise" if dim is None else f"{dim} (of {result.ndim})"
     facts: list[tuple[str, str | Text]] = [("shape", shape_text(result.shape)), ("axis", axis)]
     facts += sources
-    caption = None if dim is None else f"normalised along axis {dim}"
-    grid = array_grid(result, title=title, fmt=fmt, summary=summary, caption=caption)
+    grid_title = f"{title}, elementwise" if dim is None else f"{title} along axis {dim}"
+    grid = array_grid(result, title=grid_title, fmt=fmt, summary=summary)
     return Group(facts_table(title, facts), grid)

@@ -195,7 +195,9 @@ def test_shift_invariance(data: tuple[np.ndarray, np.ndarray], shift: float) -> 
 
 
 @settings(max_examples=200, deadline=None)
-@given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=4, max_side=5), elements=finite))
+@given(
+    hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=4, max_side=5), elements=finite)
+)
 def test_softmax_rows_sum_to_one(x: np.ndarray) -> None:
     for axis in range(x.ndim):
         np.testing.assert_allclose(softmax(x, axis).sum(axis=axis), 1.0, rtol=1e-12)
