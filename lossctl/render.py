@@ -91,9 +91,18 @@ def array_grid(
     grid, labels = as_grid(array)
     rows = kept_indices(grid.shape[0], summary.edge_rows)
     cols = kept_indices(grid.shape[1], summary.edge_cols)
-    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, title_justify="left")
+    if caption is None and array.ndim >= 2:
+        caption = f"rows: axis {', '.join(map(str, range(array.ndim - 1)))}; columns: axis {array.ndim - 1}"
+    table = Table(
+        title=title,
+        caption=caption,
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        caption_justify="left",
+        min_width=max(len(title), len(caption or "")) + 2,
+    )
     if array.ndim >= 2:
-        table.add_column("index", style="dim", justify="right")
+        table.add_column("", style="dim", justify="right")
     for col in cols:
         table.add_column(ELLIPSIS if col is None else str(col), justify="right")
     for row in rows:
@@ -111,7 +120,13 @@ def array_grid(
 
 def facts_table(title: str, facts: Sequence[tuple[str, str | Text]]) -> Table:
     """A two-column key/value table."""
-    table = Table(title=title, box=box.SIMPLE, show_header=False, title_justify="left")
+    table = Table(
+        title=title,
+        box=box.SIMPLE,
+        show_header=False,
+        title_justify="left",
+        min_width=len(title) + 2,
+    )
     table.add_column("what", style="bold")
     table.add_column("value")
     for name, value in facts:
