@@ -1,0 +1,384 @@
+"""Rich renderables of an ``--explain`` trace (:mod:`lossctl.explain`): one block per step.
+
+Each step is a heading (number, title, formula), a one-line note and its
+numbers: the arrays laid out as the user gave them, with each position's
+quantities (``max``, ``Σ``, the loss…) beside them. Marks survive without
+colour: a target cell ends in ``*`` (bold green on a terminal) and the values
+of an ignored position are in parentheses (dim). Nothing here prints.
+"""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from lossctl.explain import (
+    ELLIPSIS,
+    Column,
+    LossStats,
+    Step,
+    Trace,
+    equation,
+)
+from lossctl.render import NumberFormat
+
+INDENT = 3
+TARGET_STYLE = "bold green"
+IGNORED_STYLE = "dim"
+EXTRA_STYLE = "cyan"
+LABEL_STYLE = "dim"
+
+
+Cell = tuple[str, str]  # text and style
+
+
+def _cell(text: str, *, target: bool = False, ignored: bool = False, style: str = "") -> Cell:
+    """A value with a one-character mark after it, so that the decimals line up."""
+    if ignored:
+        return f"({text})", IGNORED_STYLE
+    if target:
+        return f"{text}*", TARGET_STYLE
+    return f"{text} ", style
+
+
+def _fill(table: Table, rows: list[list[Cell]], sections: frozenset[int] = frozenset()) -> Table:
+    """Add ``rows``, each column padded on the left to its widest cell.
+
+    Rich drops trailing spaces when it right-justifies, which would shift the
+    unmarked values by one place; padding by hand and justifying left keeps the
+    marks in a column of their own.
+    """
+    widths = [
+        max([len(str(column.header)), *(len(row[i][0]) for row in rows)])
+        for i, column in enumerate(table.columns)
+    ]
+    for number, row in enumerate(rows):
+        table.add_row(
+            *(
+                Text(text.rjust(width), style=style, justify="left")
+                for (text, style), width in zip(row, widths, strict=True)
+            ),
+            end_section=number in sections,
+        )
+    return table
+
+
+def _value(column: Column, index: int, fmt: NumberFormat, ignored: bool) -> str:
+    if column.masked and ignored:
+        return "-"
+    value = column.values[index]
+    if column.kind == "index":
+        return str(int(value))
+    return fmt(float(value))
+
+
+def _table(compact: bool = False) -> Table:
+    """A borderless table; compact ones (large inputs) drop the rule under the header."""
+    return Table(
+        box=None if compact else box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        header_style="bold",
+    )
+
+
+def is_compact(trace: Trace) -> bool:
+    """Large inputs print tighter, so that a summarised trace fits about one screen."""
+    return trace.layout.summarised or trace.layout.positions_summarised
+
+
+def _axis_text(trace: Trace, axes: range | list[int]) -> str:
+    names = trace.layout.axis_names
+    parts = [names[a] if names[a].startswith("axis") else f"{names[a]} (axis {a})" for a in axes]
+    return ", ".join(parts)
+
+
+def legend(trace: Trace) -> Text:
+    """What the rows, columns and marks of the grids mean."""
+    layout = trace.layout
+    ndim = len(layout.shape)
+    parts: list[str] = []
+    if ndim >= 2:
+        parts.append(f"rows: {_axis_text(trace, range(ndim - 1))}")
+    if ndim >= 1:
+        parts.append(f"columns: {_axis_text(trace, [ndim - 1])}")
+    if trace.targets == "indices":
+        parts.append("* = target class")
+        if trace.ignored_positions.any() or trace.ignored_cells.any():
+            parts.append("( ) = ignored position")
+    if layout.summarised or layout.positions_summarised:
+        parts.append(f"{ELLIPSIS} = elided (--full shows all)")
+    return Text("; ".join(parts), style="dim italic")
+
+
+ColumnChoice = tuple[tuple[int, int] | None, ...]  # (grid column, its index in the data)
+
+
+def column_choices(trace: Trace) -> list[ColumnChoice]:
+    """The grid's columns to try, widest first: fewer leading/trailing ones when it is too wide.
+
+    With ``--full`` there is one choice, every column.
+    """
+    cols = trace.layout.cols
+    shown = [(col, j) for j, col in enumerate(c for c in cols if c is not None)]
+    choices: list[ColumnChoice] = [tuple(None if c is None else shown.pop(0) for c in cols)]
+    if trace.layout.full:
+        return choices
+    kept = [c for c in choices[0] if c is not None]
+    edge = (len(kept) - 1) // 2 if None not in cols else cols.index(None)
+    for k in range(edge, 0, -1):
+        if 2 * k + 1 < len(choices[-1]):
+            choices.append((*kept[:k], None, *kept[-k:]))
+    return choices
+
+
+class FittedGrid:
+    """A :func:`grid_table`, indented, with as many columns as fit the width it is drawn at."""
+
+    def __init__(self, trace: Trace, step: Step, fmt: NumberFormat, indent: int = 0) -> None:
+        self.trace, self.step, self.fmt, self.indent = trace, step, fmt, indent
+
+    def choose(self, console: Console, options: ConsoleOptions) -> Table:
+        """The widest table that fits ``options.max_width`` (else the narrowest)."""
+        choices = column_choices(self.trace)
+        unbounded = options.update_width(10**6)
+        for choice in choices[:-1]:
+            table = grid_table(self.trace, self.step, self.fmt, choice)
+            width = Measurement.get(console, unbounded, table).maximum
+            if width + self.indent <= options.max_width:
+                return table
+        return grid_table(self.trace, self.step, self.fmt, choices[-1])
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Padding(self.choose(console, options), (0, 0, 0, self.indent), expand=False)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        table = self.choose(console, options)
+        inner = Measurement.get(console, options.update_width(10**6), table)
+        return Measurement(inner.minimum + self.indent, inner.maximum + self.indent)
+
+
+def grid_table(
+    trace: Trace, step: Step, fmt: NumberFormat, columns: ColumnChoice | None = None
+) -> Table:
+    """The step's input-shaped array as the user laid it out, marks and per-position extras."""
+    assert step.grid is not None
+    layout = trace.layout
+    columns = column_choices(trace)[0] if columns is None else columns
+    table = _table(is_compact(trace))
+    with_index = len(layout.shape) >= 2
+    down = layout.orientation == "down" and bool(step.columns)
+    across = layout.orientation == "across" and bool(step.columns)
+    if with_index:
+        table.add_column(", ".join(layout.axis_names[:-1]), justify="right")
+    for choice in columns:
+        table.add_column(ELLIPSIS if choice is None else str(choice[0]), justify="right")
+    if down:
+        table.add_column("│", justify="center")
+        for column in step.columns:
+            table.add_column(Text(column.name), justify="right", header_style=f"bold {EXTRA_STYLE}")
+    rows: list[list[Cell]] = []
+    row_index = 0
+    for row in layout.rows:
+        cells: list[Cell] = []
+        if with_index:
+            cells.append((ELLIPSIS if row is None else layout.row_label(row), LABEL_STYLE))
+        for choice in columns:
+            if row is None or choice is None:
+                cells.append((ELLIPSIS + " ", ""))
+            else:
+                j = choice[1]
+                cells.append(
+                    _cell(
+                        fmt(float(step.grid[row_index, j])),
+                        target=bool(trace.target_cells[row_index, j]),
+                        ignored=bool(trace.ignored_cells[row_index, j]),
+                    )
+                )
+        if down:
+            cells.append(("│", LABEL_STYLE))
+            for column in step.columns:
+                if row is None:
+                    cells.append((ELLIPSIS + " ", ""))
+                else:
+                    ignored = bool(trace.ignored_positions[row_index])
+                    text = _value(column, row_index, fmt, ignored)
+                    cells.append(_cell(text, ignored=ignored, style=EXTRA_STYLE))
+        if row is not None:
+            row_index += 1
+        rows.append(cells)
+    sections: frozenset[int] = frozenset()
+    if across:
+        sections = frozenset({len(rows) - 1})
+        rows += [_position_row(trace, column, fmt) for column in step.columns]
+    return _fill(table, rows, sections)
+
+
+def _position_row(trace: Trace, column: Column, fmt: NumberFormat) -> list[Cell]:
+    """One per-position quantity as a row across the position columns."""
+    cells: list[Cell] = [(column.name, f"bold {EXTRA_STYLE}")]
+    index = 0
+    for position in trace.layout.positions:
+        if position is None:
+            cells.append((ELLIPSIS + " ", ""))
+            continue
+        ignored = bool(trace.ignored_positions[index])
+        text = _value(column, index, fmt, ignored)
+        cells.append(_cell(text, ignored=ignored, style=EXTRA_STYLE))
+        index += 1
+    return cells
+
+
+def positions_table(trace: Trace, columns: tuple[Column, ...], fmt: NumberFormat) -> Table:
+    """Per-position quantities alone: across the positions, or one row per position."""
+    layout = trace.layout
+    table = _table(is_compact(trace))
+    if layout.orientation == "across":
+        table.add_column(layout.axis_names[1 - (layout.class_dim or 0)], justify="right")
+        for position in layout.positions:
+            table.add_column(
+                ELLIPSIS if position is None else layout.position_label(position), justify="right"
+            )
+        return _fill(table, [_position_row(trace, column, fmt) for column in columns])
+    position_axes = [a for a in range(len(layout.shape)) if a != layout.class_dim]
+    header = ", ".join(layout.axis_names[a] for a in position_axes) or "position"
+    table.add_column(header, justify="right")
+    for column in columns:
+        table.add_column(Text(column.name), justify="right", header_style=f"bold {EXTRA_STYLE}")
+    rows: list[list[Cell]] = []
+    index = 0
+    for position in layout.positions:
+        if position is None:
+            rows.append([(ELLIPSIS, LABEL_STYLE)] + [(ELLIPSIS + " ", "")] * len(columns))
+            continue
+        ignored = bool(trace.ignored_positions[index])
+        cells: list[Cell] = [(layout.position_label(position), LABEL_STYLE)]
+        for column in columns:
+            cells.append(_cell(_value(column, index, fmt, ignored), ignored=ignored))
+        rows.append(cells)
+        index += 1
+    return _fill(table, rows)
+
+
+def stats_summary(stats: LossStats, fmt: NumberFormat) -> str:
+    """``min … · median … · max … over N counted positions``."""
+    text = (
+        f"min {fmt(stats.minimum)} · median {fmt(stats.median)} · max {fmt(stats.maximum)} "
+        f"over {stats.counted} counted position{'' if stats.counted == 1 else 's'}"
+    )
+    return text + (f" ({stats.nan} nan)" if stats.nan else "")
+
+
+def stats_table(trace: Trace, stats: LossStats, fmt: NumberFormat) -> Table:
+    """The worst positions: their target, predicted class, target probability and loss."""
+    layout = trace.layout
+    header = ", ".join(
+        layout.axis_names[a] for a in range(len(layout.shape)) if a != layout.class_dim
+    )
+    table = _table(is_compact(trace))
+    table.add_column(f"worst: {header or 'position'}", justify="right")
+    for name in (stats.target_name, "predicted", stats.picked_name, "loss"):
+        table.add_column(Text(name), justify="right")
+    rows: list[list[Cell]] = [
+        [
+            (layout.position_label(position) or "()", LABEL_STYLE),
+            (str(int(stats.worst_target[i])), ""),
+            (str(int(stats.worst_predicted[i])), ""),
+            (fmt(float(stats.worst_picked[i])), ""),
+            (fmt(float(stats.worst_loss[i])), "bold"),
+        ]
+        for i, position in enumerate(stats.worst.tolist())
+    ]
+    return _fill(table, rows)
+
+
+def _heading(number: int, step: Step, fmt: NumberFormat) -> Text:
+    formula = step.formula if step.stats is None else stats_summary(step.stats, fmt)
+    if step.equals is not None and step.reduction is None and not step.result:
+        formula += f" = {fmt(step.equals)}"
+    heading = Text()
+    heading.append(f"{number}. {step.title}", style="bold yellow" if step.warning else "bold")
+    heading.append("   ")
+    heading.append(formula, style="bold cyan" if formula != step.formula else "cyan")
+    return heading
+
+
+def step_body(trace: Trace, step: Step, fmt: NumberFormat) -> list[RenderableType]:
+    """The parts under a step's heading, not yet indented."""
+    compact = is_compact(trace)
+    body: list[RenderableType] = []
+    if step.key == "input":
+        body.append(legend(trace))  # says what the note does, and how to read the grid
+    elif not (compact and step.key in ("identity", "stats")):
+        body.append(Text(step.note, style="dim"))
+    if step.grid is not None:
+        body.append(FittedGrid(trace, step, fmt, INDENT))
+        if step.columns and trace.layout.orientation == "list":
+            body.append(positions_table(trace, step.columns, fmt))
+    elif step.columns:
+        body.append(positions_table(trace, step.columns, fmt))
+    if step.reduction is not None:
+        body.append(Text(equation(step.reduction, fmt), style="bold"))
+    if step.stats is not None:
+        body.append(stats_table(trace, step.stats, fmt))
+    for line in step.lines:
+        body.append(Text(line, style="yellow" if step.warning else ""))
+    if step.result and step.equals is not None:
+        body.append(Text(f"{step.result} = {fmt(step.equals)}", style="bold"))
+    return body
+
+
+def step_view(trace: Trace, step: Step, number: int, fmt: NumberFormat) -> RenderableType:
+    """One step: heading, note, then its table, equation, statistics or lines."""
+    indented = (
+        part if isinstance(part, FittedGrid) else Padding(part, (0, 0, 0, INDENT), expand=False)
+        for part in step_body(trace, step, fmt)
+    )
+    parts: list[RenderableType] = [_heading(number, step, fmt), *indented]
+    if not is_compact(trace):
+        parts.append(Text(""))
+    return Group(*parts)
+
+
+class ExplainView:
+    """The whole trace, step after step.
+
+    Its measured width is the width its tables need so that no number is cut (the
+    narrowest column choice of each grid); text wraps to whatever width it gets.
+    A caller that widens the console to a renderable's natural width (as the CLI
+    does, so that rich never truncates a table) thus keeps the terminal's width
+    whenever the tables fit in it.
+    """
+
+    def __init__(self, trace: Trace, fmt: NumberFormat) -> None:
+        self.trace, self.fmt = trace, fmt
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for number, step in enumerate(self.trace.steps, 1):
+            yield step_view(self.trace, step, number, self.fmt)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        unbounded = options.update_width(10**6)
+        needed = 0
+        for step in self.trace.steps:
+            for part in step_body(self.trace, step, self.fmt):
+                if isinstance(part, FittedGrid):
+                    narrowest = grid_table(
+                        self.trace, step, self.fmt, column_choices(self.trace)[-1]
+                    )
+                    width = Measurement.get(console, unbounded, narrowest).maximum + INDENT
+                elif isinstance(part, Table):
+                    width = Measurement.get(console, unbounded, part).maximum + INDENT
+                else:
+                    continue
+                needed = max(needed, width)
+        return Measurement(needed, needed)
+
+
+def explain_view(trace: Trace, *, fmt: NumberFormat) -> RenderableType:
+    """The whole trace as one renderable (see :class:`ExplainView`)."""
+    return ExplainView(trace, fmt)
