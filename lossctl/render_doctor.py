@@ -1,0 +1,118 @@
+"""Rich renderables for ``doctor`` findings, ``--metrics`` and ``--grad``.
+
+Nothing here prints: the CLI hands the renderables to a ``rich.console.Console``
+(findings with ``soft_wrap=True``, so each stays on one line).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from lossctl.doctor import Finding
+from lossctl.metrics import Metrics
+from lossctl.render import NumberFormat, Summary, array_grid, facts_table, shape_text
+
+PER_CLASS_ROWS = 20
+SEVERITY_STYLES = {"info": "cyan", "warning": "yellow", "error": "bold red"}
+
+
+def finding_line(finding: Finding) -> Text:
+    """``warning  double-softmax: message`` as one line of text."""
+    line = Text()
+    line.append(f"{finding.severity:<8}", style=SEVERITY_STYLES.get(finding.severity, ""))
+    line.append(finding.code, style="bold")
+    line.append(f": {finding.message}")
+    return line
+
+
+def summary_line(findings: Sequence[Finding]) -> Text:
+    """``doctor: 1 error, 2 warnings`` (or ``no problems found``)."""
+    counts = {
+        severity: sum(1 for f in findings if f.severity == severity)
+        for severity in ("error", "warning")
+    }
+    parts = [f"{n} {severity}{'' if n == 1 else 's'}" for severity, n in counts.items() if n]
+    if not parts:
+        return Text("doctor: no problems found", style="green")
+    return Text("doctor: " + ", ".join(parts), style="bold")
+
+
+def findings_view(findings: Sequence[Finding]) -> RenderableType:
+    """Every finding on its own line, then the summary line."""
+    return Group(*(finding_line(f) for f in findings), summary_line(findings))
+
+
+def grad_view(
+    grad: npt.NDArray[np.float64],
+    *,
+    class_dim: int,
+    reduction: str,
+    fmt: NumberFormat,
+    summary: Summary,
+    shifted: bool = False,
+) -> RenderableType:
+    """The gradient d loss / d input, laid out like the input."""
+    notes = [f"class axis {class_dim}"]
+    if reduction == "none":
+        notes.append("reduction 'none': the gradient of the sum of the per-position losses")
+    if shifted:
+        notes.append("--shift: the last position predicts nothing, so its gradient is 0")
+    return array_grid(
+        grad,
+        title=f"gradient d loss / d input, shape {shape_text(grad.shape)}",
+        caption="; ".join(notes),
+        fmt=fmt,
+        summary=summary,
+    )
+
+
+def metrics_view(metrics: Metrics, *, fmt: NumberFormat, rows: int = PER_CLASS_ROWS) -> Group:
+    """The metrics table and the per-class table (the ``rows`` most frequent classes)."""
+    perplexity: str | Text = (
+        Text(fmt(metrics.perplexity), style="bold green")
+        if metrics.perplexity is not None
+        else f"n/a ({metrics.perplexity_note})"
+    )
+    topk_note = (
+        f" (k ≥ {metrics.classes} classes: always right)"
+        if (metrics.topk >= metrics.classes)
+        else ""
+    )
+    facts: list[tuple[str, str | Text]] = [
+        ("perplexity", perplexity),
+        ("mean NLL", fmt(metrics.mean_nll)),
+        ("accuracy", fmt(metrics.accuracy)),
+        (f"top-{metrics.topk} accuracy", fmt(metrics.topk_accuracy) + topk_note),
+        ("entropy", "n/a" if metrics.entropy is None else f"{fmt(metrics.entropy)} nats"),
+        ("counted", str(metrics.count)),
+    ]
+    parts: list[RenderableType] = [facts_table("metrics", facts)]
+    shown = metrics.per_class[:rows]
+    if shown:
+        more = len(metrics.per_class) - len(shown)
+        caption = (
+            f"the {len(shown)} most frequent of {len(metrics.per_class)} target classes"
+            if more
+            else None
+        )
+        table = Table(
+            title="per target class",
+            caption=caption,
+            box=box.SIMPLE_HEAD,
+            title_justify="left",
+        )
+        for name in ("class", "count", "mean loss", "accuracy"):
+            table.add_column(name, justify="right")
+        for stats in shown:
+            table.add_row(
+                str(stats.cls), str(stats.count), fmt(stats.mean_loss), fmt(stats.accuracy)
+            )
+        parts.append(table)
+    return Group(*parts)
