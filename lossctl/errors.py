@@ -9,7 +9,9 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_INPUT = 1  # invalid input data: unreadable file, bad values, shapes that do not fit
 EXIT_USAGE = 2  # command-line usage (typer/click's own code)
+EXIT_INTERNAL = 3  # a bug in lossctl: one line on stderr, the traceback with LOSSCTL_DEBUG=1
 EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_BROKEN_PIPE = 141  # stdout closed by the reader (128 + SIGPIPE); nothing on stderr
 
 
 class LossctlError(Exception):
