@@ -6,23 +6,35 @@ and ``--version`` start fast.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
+import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from lossctl import __version__
-from lossctl.errors import EXIT_INPUT, InputError, LossctlError
+from lossctl.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    InputError,
+    LossctlError,
+)
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from lossctl.explain import Edges
     from lossctl.readers import Loaded
     from lossctl.render import NumberFormat, Summary
 
@@ -46,11 +58,41 @@ class Reduction(str, Enum):
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")
 ]
+
+
+def check_output_option(value: str | None) -> str | None:
+    """``--output``: refuse an impossible path before any work (exit code 2)."""
+    if value is not None:
+        from lossctl.output import check_output_path
+
+        problem = check_output_path(value)
+        if problem:
+            raise typer.BadParameter(problem)
+    return value
+
+
+OutputOption = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        "-o",
+        callback=check_output_option,
+        help="Also write the result to FILE, atomically: the array if FILE ends in .npy "
+        "(np.save), else the --json document. With --json, nothing is printed.",
+    ),
+]
 DigitsOption = Annotated[
     int, typer.Option("--digits", min=0, max=17, help="Decimal places in tables.")
 ]
 FullOption = Annotated[
     bool, typer.Option("--full", help="Show every number instead of summarising large arrays.")
+]
+ExplainOption = Annotated[
+    bool,
+    typer.Option(
+        "--explain",
+        help="Show every intermediate step as tables (with --json: add a 'steps' array).",
+    ),
 ]
 KeyOption = Annotated[
     str | None,
@@ -80,6 +122,39 @@ WeightOption = Annotated[
 DimOption = Annotated[
     int, typer.Option("--dim", "-d", help="Axis to normalise over (default: the last).")
 ]
+StrictOption = Annotated[
+    bool,
+    typer.Option("--strict", help="Exit with status 1 when there is any warning (for CI)."),
+]
+GradOption = Annotated[
+    bool,
+    typer.Option(
+        "--grad",
+        help="Also give d loss / d input, as torch.autograd does (ignored positions get 0; "
+        "with --reduction none, the gradient of the sum).",
+    ),
+]
+MetricsOption = Annotated[
+    bool,
+    typer.Option(
+        "--metrics",
+        help="Also give perplexity exp(mean NLL), accuracy, top-k accuracy, mean entropy "
+        "and a per-class breakdown (unweighted, unsmoothed, over counted positions).",
+    ),
+]
+TopkOption = Annotated[
+    int | None,
+    typer.Option("--topk", min=1, help="k of the top-k accuracy (default 5; implies --metrics)."),
+]
+ShiftOption = Annotated[
+    bool,
+    typer.Option(
+        "--shift",
+        help="Causal LM (Hugging Face): logits (N, L, C) or (L, C) with classes last, labels "
+        "(N, L) or (L,) token ids; logits at t predict label t+1, so the last logit position "
+        "and the first label are dropped along the sequence axis (the last non-class axis).",
+    ),
+]
 
 
 def fail(message: str, code: int = EXIT_INPUT) -> typer.Exit:
@@ -93,21 +168,34 @@ def warn(message: str) -> None:
 
 
 def handles_errors(command: F) -> F:
-    """Turn a :class:`LossctlError` into its one-line message and exit code."""
+    """Turn a :class:`LossctlError` into its one-line message and exit code.
+
+    Also, inside the command (so that click/typer's own handlers never see them):
+    Ctrl-C becomes ``lossctl: interrupted`` and exit code 130, a MemoryError one
+    error line, and a closed stdout pipe :class:`StdoutClosed` (a quiet exit 141
+    in :func:`run_cli`). Any other exception is a bug, reported by :func:`run_cli`.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> None:
         try:
-            command(*args, **kwargs)
-        except LossctlError as error:
-            raise fail(str(error), error.exit_code) from None
+            try:
+                command(*args, **kwargs)
+            except LossctlError as error:
+                raise fail(str(error), error.exit_code) from None
+            except KeyboardInterrupt:
+                raise typer.Exit(report_interrupt()) from None
+            except MemoryError:
+                raise fail("not enough memory for this input (MemoryError)") from None
+        except BrokenPipeError:
+            raise StdoutClosed() from None
 
     return wrapper  # type: ignore[return-value]
 
 
 def version_callback(value: bool) -> None:
     if value:
-        sys.stdout.write(f"lossctl {__version__}\n")
+        write_stdout(f"lossctl {__version__}\n")
         raise typer.Exit()
 
 
@@ -133,6 +221,8 @@ class Output:
     json: bool
     digits: int
     full: bool
+    explain: bool = False
+    path: str | None = None  # --output FILE: the JSON document, or the array for *.npy
 
     def number_format(self) -> NumberFormat:
         from lossctl.render import NumberFormat
@@ -144,12 +234,35 @@ class Output:
 
         return Summary.full() if self.full else Summary()
 
+    def edges(self) -> Edges:
+        """How much of a large input ``--explain`` shows."""
+        from lossctl.explain import Edges
+
+        return Edges.full() if self.full else Edges()
+
 
 def check_stdin(specs: list[str]) -> None:
     """At most one argument may be ``-``, and standard input must not be a terminal."""
-    if specs.count("-") > 1:
+    if sum(map(is_stdin_spec, specs)) > 1:
         raise InputError("only one argument can be '-' (standard input)")
-    if "-" in specs and sys.stdin.isatty():
+    if any(map(is_stdin_spec, specs)):
+        check_stdin_readable()
+
+
+def is_stdin_spec(spec: str) -> bool:
+    """``-`` or ``-:KEY`` (unless a file of that name exists)."""
+    return spec == "-" or (spec.startswith("-:") and not os.path.exists(spec))
+
+
+def check_stdin_readable() -> None:
+    """Refuse at once, rather than wait for typing, when stdin is a terminal or closed."""
+    if sys.stdin is None:
+        raise InputError("'-' reads standard input, but it is closed: pipe or redirect a file")
+    try:
+        terminal = sys.stdin.isatty()
+    except (ValueError, OSError):
+        terminal = False
+    if terminal:
         raise InputError(
             "'-' reads standard input, but it is a terminal: pipe or redirect a file, "
             "e.g. `lossctl softmax - < logits.json`"
@@ -159,7 +272,9 @@ def check_stdin(specs: list[str]) -> None:
 def read(spec: str, key: str | None) -> Loaded:
     from lossctl.readers import read_array
 
-    return read_array(spec, key=key, stdin=sys.stdin.buffer)
+    if is_stdin_spec(spec):  # also --weight -, which check_stdin does not see
+        check_stdin_readable()
+    return read_array(spec, key=key, stdin=getattr(sys.stdin, "buffer", None))
 
 
 def read_weight(spec: str | None) -> npt.NDArray[np.float64] | None:
@@ -175,16 +290,77 @@ def read_weight(spec: str | None) -> npt.NDArray[np.float64] | None:
     return parse_number_list(spec, what="--weight")
 
 
-def emit_json(document: dict[str, Any]) -> None:
+def emit_json(document: dict[str, Any], output: Output | None = None) -> None:
+    """Print ``document`` as one JSON line; with ``--output FILE``, write the file instead.
+
+    The file gets the same document, or with a ``.npy`` name the result array: the
+    document's ``"result"`` (softmax, log-softmax, log), else its ``"loss"`` (a 0-d
+    array for mean/sum).
+    """
+    if output is not None and output.path is not None:
+        from lossctl.output import write_result
+
+        write_result(output.path, document, document.get("result", document.get("loss")))
+        return
     from lossctl.jsonout import dumps
+    from lossctl.output import json_for_encoding
 
-    sys.stdout.write(dumps(document))
+    write_stdout(json_for_encoding(dumps(document), getattr(sys.stdout, "encoding", None)))
 
 
-def emit_rich(renderable: Any) -> None:
+def emit_rich(renderable: Any, *, soft_wrap: bool = False) -> None:
+    """Print a table at its natural width at least, so that nothing is cut to fit.
+
+    rich fits tables to the terminal (or ``COLUMNS``) by truncating cells ("3.26…")
+    or dropping whole columns; numbers must never be shortened, so a narrow terminal
+    gets lines it wraps instead. Renderables that expand to any width keep the
+    terminal's. ``soft_wrap``: print lines as they are and let the terminal wrap them.
+    """
     from rich.console import Console
+    from rich.measure import Measurement
 
-    Console(highlight=False).print(renderable)
+    console = Console(highlight=False, soft_wrap=soft_wrap)
+    if not soft_wrap:  # soft-wrapped text is never cut; tables are measured
+        limit = 1 << 16
+        natural = Measurement.get(console, console.options.update_width(limit), renderable).maximum
+        if console.width < natural < limit:
+            console = Console(highlight=False, width=natural)
+    with console.capture() as captured:
+        console.print(renderable)
+    write_stdout(captured.get())
+
+
+def write_stdout(text: str) -> None:
+    """Write ``text`` to stdout, all of it or an exception, and flush.
+
+    A buffered writer can report a short count, without an error, when the pipe's
+    reader goes away part-way (a blocking write cut short); the text layer ignores
+    counts, so that would lose the rest silently. The bytes are therefore written
+    to the binary buffer in a loop until all are taken, so that a closed pipe
+    always raises ``BrokenPipeError`` (a quiet exit 141).
+    """
+    stream = sys.stdout
+    if stream is None:
+        raise LossctlError("standard output is closed; redirect it to a file or use --output FILE")
+    buffer = getattr(stream, "buffer", None)
+    encoding = getattr(stream, "encoding", None)
+    if buffer is None or not encoding:  # a plain text stream (tests, embedding)
+        stream.write(text)
+        stream.flush()
+        return
+    data = memoryview(text.encode(encoding, getattr(stream, "errors", None) or "strict"))
+    try:
+        stream.flush()
+        while data:
+            written = buffer.write(data[: 1 << 16])
+            if not written:  # a non-blocking stream that takes nothing: do not spin
+                raise OSError(errno.EAGAIN, "standard output takes no more data")
+            data = data[written:]
+        buffer.flush()
+    except BrokenPipeError:
+        raise StdoutClosed() from None  # not an OSError: typer/click must not catch it
+    except OSError as error:  # a full disk, an I/O error: not a bug, one error line
+        raise LossctlError(f"cannot write to standard output: {_reason(error)}") from None
 
 
 def collect_warnings(action: Callable[[], Any]) -> tuple[Any, list[str]]:
@@ -208,10 +384,12 @@ def run_loss(
     key: str | None,
     labels_key: str | None,
     output: Output,
+    extras: Extras | None = None,
 ) -> None:
     """Read, compute and print ``ce`` or ``nll``."""
     from lossctl.core import loss_result
-    from lossctl.diagnose import nonfinite_reason
+
+    extras = Extras() if extras is None else extras
 
     check_stdin([input_spec, labels_spec])
     values = read(input_spec, key)
@@ -219,6 +397,8 @@ def run_loss(
     weight = read_weight(weight_spec)
     if class_dim is None and isinstance(values.meta.get("dim"), int):
         class_dim = int(values.meta["dim"])  # type: ignore[call-overload]
+    if extras.shift:
+        values, labels, class_dim = shifted_inputs(values, labels, class_dim)
     sources = {"input": values.source, "target": labels.source, "weight": weight_spec}
     try:
         result, messages = collect_warnings(
@@ -236,13 +416,56 @@ def run_loss(
     except InputError as error:
         where = sources.get(error.subject or "")
         raise InputError(f"{where}: {error}" if where else str(error)) from None
-    reason = nonfinite_reason(result, values.array)
-    if reason:
-        messages.append(reason)
+    checks, messages = loss_checks(
+        op,
+        values,
+        labels,
+        result,
+        weight=weight,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        class_dim=class_dim,
+        extras=extras,
+        messages=messages,
+    )
     for message in messages:
         warn(message)
+    if output.explain:
+        from lossctl.explain import explain_loss
+
+        trace = explain_loss(
+            op,  # type: ignore[arg-type]
+            values.array,
+            labels.array,
+            weight=weight,
+            ignore_index=ignore_index,
+            reduction=reduction.value,
+            label_smoothing=label_smoothing,
+            class_dim=result.class_dim,
+            edges=output.edges(),
+            result=result,
+        )
+        trace = with_gradient_step(trace, checks, result, weight is not None, label_smoothing)
+        if output.json or output.path:
+            from lossctl.explain import steps_json
+
+            document = loss_document(
+                result, sources, ignore_index, label_smoothing, weight, messages
+            )
+            document["steps"] = steps_json(trace, output.number_format())
+            emit_json(document | checks.document(), output)
+        if not output.json:
+            from lossctl.render_explain import explain_view
+
+            emit_rich(explain_view(trace, fmt=output.number_format()))
+            emit_loss_extras(checks, result, output)
+        finish_strict(extras.strict, messages)
+        return
+    if output.json or output.path:
+        document = loss_document(result, sources, ignore_index, label_smoothing, weight, messages)
+        emit_json(document | checks.document(), output)
     if output.json:
-        emit_json(loss_document(result, sources, ignore_index, label_smoothing, weight, messages))
+        finish_strict(extras.strict, messages)
         return
     from lossctl.render import loss_view
 
@@ -255,6 +478,8 @@ def run_loss(
             weighted=weight is not None,
         )
     )
+    emit_loss_extras(checks, result, output)
+    finish_strict(extras.strict, messages)
 
 
 def loss_document(
@@ -274,6 +499,7 @@ def loss_document(
         "ignored": result.ignored,
         "sum": result.total,
         "denominator": result.denominator,
+        "exact": exact_document(result.exact_total, result.exact_denominator),
         "class_dim": result.class_dim,
         "classes": result.input_shape[result.class_dim],
         "shape": list(result.input_shape),
@@ -284,6 +510,11 @@ def loss_document(
         "inputs": sources,
         "warnings": messages,
     }
+
+
+def exact_document(total: Any, denominator: Any) -> dict[str, str | None]:
+    """The exact partial sums as ``"M*2**E"`` strings (``sum`` is null when not finite)."""
+    return {"sum": None if total is None else total.text(), "denominator": denominator.text()}
 
 
 def run_elementwise(
@@ -312,17 +543,35 @@ def run_elementwise(
         result = function(values.array, dim)
     for message in messages:
         warn(message)
-    if output.json:
-        emit_json(
-            {
-                "op": op,
-                "dim": dim,
-                "shape": list(result.shape),
-                "result": result,
-                "input": values.source,
-                "warnings": messages,
-            }
+    if output.explain:
+        from lossctl.explain import explain_elementwise
+
+        trace = explain_elementwise(
+            op,  # type: ignore[arg-type]
+            values.array,
+            dim=dim,
+            edges=output.edges(),
         )
+    if output.json or output.path:
+        document: dict[str, Any] = {
+            "op": op,
+            "dim": dim,
+            "shape": list(result.shape),
+            "result": result,
+            "input": values.source,
+            "warnings": messages,
+        }
+        if output.explain:
+            from lossctl.explain import steps_json
+
+            document["steps"] = steps_json(trace, output.number_format())
+        emit_json(document, output)
+    if output.json:
+        return
+    if output.explain:
+        from lossctl.render_explain import explain_view
+
+        emit_rich(explain_view(trace, fmt=output.number_format()))
         return
     from lossctl.render import elementwise_view
 
@@ -353,8 +602,15 @@ def ce_command(
     key: KeyOption = None,
     labels_key: LabelsKeyOption = None,
     json_output: JsonOption = False,
+    output_path: OutputOption = None,
     digits: DigitsOption = 4,
     full: FullOption = False,
+    explain: ExplainOption = False,
+    grad: GradOption = False,
+    metrics: MetricsOption = False,
+    topk: TopkOption = None,
+    shift: ShiftOption = False,
+    strict: StrictOption = False,
 ) -> None:
     """Cross-entropy loss: softmax over the class axis, log, then NLL.
 
@@ -371,7 +627,10 @@ def ce_command(
         label_smoothing=label_smoothing,
         key=key,
         labels_key=labels_key,
-        output=Output(json=json_output, digits=digits, full=full),
+        output=Output(
+            json=json_output, digits=digits, full=full, explain=explain, path=output_path
+        ),
+        extras=Extras.of(grad, metrics, topk, shift, strict),
     )
 
 
@@ -387,8 +646,15 @@ def nll_command(
     key: KeyOption = None,
     labels_key: LabelsKeyOption = None,
     json_output: JsonOption = False,
+    output_path: OutputOption = None,
     digits: DigitsOption = 4,
     full: FullOption = False,
+    explain: ExplainOption = False,
+    grad: GradOption = False,
+    metrics: MetricsOption = False,
+    topk: TopkOption = None,
+    shift: ShiftOption = False,
+    strict: StrictOption = False,
 ) -> None:
     """Negative log-likelihood loss: minus the input at each target class, averaged.
 
@@ -405,7 +671,10 @@ def nll_command(
         label_smoothing=0.0,
         key=key,
         labels_key=labels_key,
-        output=Output(json=json_output, digits=digits, full=full),
+        output=Output(
+            json=json_output, digits=digits, full=full, explain=explain, path=output_path
+        ),
+        extras=Extras.of(grad, metrics, topk, shift, strict),
     )
 
 
@@ -416,14 +685,16 @@ def softmax_command(
     dim: DimOption = -1,
     key: KeyOption = None,
     json_output: JsonOption = False,
+    output_path: OutputOption = None,
     digits: DigitsOption = 4,
     full: FullOption = False,
+    explain: ExplainOption = False,
 ) -> None:
     """Softmax along an axis: exp(x - max) / sum exp(x - max).
 
     Example: lossctl softmax examples/seed/logits.json -d 0
     """
-    output = Output(json=json_output, digits=digits, full=full)
+    output = Output(json=json_output, digits=digits, full=full, explain=explain, path=output_path)
     run_elementwise("softmax", logits, dim=dim, key=key, output=output)
 
 
@@ -434,14 +705,16 @@ def log_softmax_command(
     dim: DimOption = -1,
     key: KeyOption = None,
     json_output: JsonOption = False,
+    output_path: OutputOption = None,
     digits: DigitsOption = 4,
     full: FullOption = False,
+    explain: ExplainOption = False,
 ) -> None:
     """Log-softmax along an axis: (x - max) - log sum exp(x - max).
 
     Example: lossctl log-softmax examples/seed/logits.json -d 0
     """
-    output = Output(json=json_output, digits=digits, full=full)
+    output = Output(json=json_output, digits=digits, full=full, explain=explain, path=output_path)
     run_elementwise("log_softmax", logits, dim=dim, key=key, output=output)
 
 
@@ -451,17 +724,534 @@ def log_command(
     probs: Annotated[str, typer.Argument(help="Probabilities file or '-'.")],
     key: KeyOption = None,
     json_output: JsonOption = False,
+    output_path: OutputOption = None,
     digits: DigitsOption = 4,
     full: FullOption = False,
+    explain: ExplainOption = False,
 ) -> None:
     """Elementwise natural log (the middle step of softmax -> log -> NLL).
 
     Example: lossctl softmax examples/seed/logits.json -d 0 --json | lossctl log -
     """
-    output = Output(json=json_output, digits=digits, full=full)
+    output = Output(json=json_output, digits=digits, full=full, explain=explain, path=output_path)
     run_elementwise("log", probs, dim=None, key=key, output=output)
 
 
-def main() -> None:
-    """Entry point of the ``lossctl`` script and ``python -m lossctl``."""
-    app()
+# ---- doctor-style checks, --grad, --metrics, --shift and --strict ---------------------------
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What ``ce`` / ``nll`` compute besides the loss."""
+
+    grad: bool = False
+    metrics: bool = False
+    topk: int = 5
+    shift: bool = False
+    strict: bool = False
+
+    @staticmethod
+    def of(grad: bool, metrics: bool, topk: int | None, shift: bool, strict: bool) -> Extras:
+        """``--topk`` implies ``--metrics``."""
+        return Extras(
+            grad=grad,
+            metrics=metrics or topk is not None,
+            topk=5 if topk is None else topk,
+            shift=shift,
+            strict=strict,
+        )
+
+
+NEG_INF_CODES = {"neg-inf-at-target", "neg-inf-label-smoothing", "neg-inf-zero-probability"}
+
+
+@dataclass
+class LossChecks:
+    """The findings, gradient and metrics that go with a ``ce`` / ``nll`` result."""
+
+    findings: list[Any]
+    grad: Any = None
+    metrics: Any = None
+    shift: bool = False
+
+    def document(self) -> dict[str, Any]:
+        """Keys added to the ``--json`` document."""
+        document: dict[str, Any] = {"findings": [f.as_json() for f in self.findings]}
+        if self.shift:
+            document["shift"] = True
+        if self.grad is not None:
+            document["grad"] = self.grad
+        if self.metrics is not None:
+            document["metrics"] = self.metrics.as_json()
+        return document
+
+
+def shifted_inputs(
+    values: Loaded, labels: Loaded, class_dim: int | None
+) -> tuple[Loaded, Loaded, int]:
+    """``--shift``: drop the last logit position and the first label (Hugging Face)."""
+    import dataclasses
+
+    from lossctl.metrics import causal_shift
+
+    x, y, axis = causal_shift(values.array, labels.array, class_dim)
+    return dataclasses.replace(values, array=x), dataclasses.replace(labels, array=y), axis
+
+
+def loss_checks(
+    op: str,
+    values: Loaded,
+    labels: Loaded,
+    result: Any,
+    *,
+    weight: Any,
+    ignore_index: int,
+    label_smoothing: float,
+    class_dim: int | None,
+    extras: Extras,
+    messages: list[str],
+) -> tuple[LossChecks, list[str]]:
+    """Findings (as warnings), gradient and metrics; returns them and every warning message.
+
+    ``messages`` are the core's warnings; a finding that says the same thing better
+    replaces them (the ambiguous class axis, the NaN of a mean over no targets).
+    """
+    from lossctl.diagnose import nonfinite_reason
+    from lossctl.doctor import diagnose
+
+    findings = [
+        finding
+        for finding in diagnose(
+            values.array,
+            labels.array,
+            op=op,  # type: ignore[arg-type]
+            class_dim=class_dim,
+            weight=weight,
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+            result=result,
+            inline=True,
+        )
+        if finding.severity != "info"
+    ]
+    codes = {finding.code for finding in findings}
+    kept = [
+        message
+        for message in messages
+        if not ("ambiguous-class-axis" in codes and message.startswith("the class axis is"))
+    ]
+    kept += [finding.message for finding in findings]
+    reason = nonfinite_reason(result, values.array)
+    explained = "all-ignored" in codes or (
+        reason is not None and "-inf" in reason and bool(codes & NEG_INF_CODES)
+    )
+    if reason and not explained:
+        kept.append(reason)
+    checks = LossChecks(findings=findings, shift=extras.shift)
+    if extras.grad:
+        from lossctl.grad import grad_from_result
+        from lossctl.metrics import unshift_grad
+
+        grad = grad_from_result(
+            result,
+            values.array,
+            labels.array,
+            weight=weight,
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+        )
+        checks.grad = unshift_grad(grad) if extras.shift else grad
+    if extras.metrics:
+        from lossctl.metrics import compute_metrics
+
+        checks.metrics = compute_metrics(
+            op,  # type: ignore[arg-type]
+            values.array,
+            labels.array,
+            class_dim=result.class_dim,
+            ignore_index=ignore_index,
+            topk=extras.topk,
+        )
+    return checks, kept
+
+
+def with_gradient_step(
+    trace: Any, checks: LossChecks, result: Any, weighted: bool, label_smoothing: float
+) -> Any:
+    """The ``--explain`` trace with the gradient as its final step (when ``--grad``)."""
+    if checks.grad is None:
+        return trace
+    import dataclasses
+
+    from lossctl.explain import Step
+    from lossctl.grad import explain_step
+
+    fields = explain_step(
+        checks.grad[..., :-1, :] if checks.shift else checks.grad,  # the trace is shifted
+        result,
+        trace.layout.cell_index,
+        weighted=weighted,
+        label_smoothing=label_smoothing,
+    )
+    return dataclasses.replace(trace, steps=(*trace.steps, Step(**fields)))
+
+
+def emit_loss_extras(checks: LossChecks, result: Any, output: Output) -> None:
+    """The gradient grid and the metrics tables, after the result."""
+    from rich.console import Group
+
+    from lossctl.render_doctor import grad_view, metrics_view
+
+    parts: list[Any] = []
+    if checks.grad is not None and not output.explain:
+        parts.append(
+            grad_view(
+                checks.grad,
+                class_dim=result.class_dim,
+                reduction=result.reduction,
+                fmt=output.number_format(),
+                summary=output.summary(),
+                shifted=checks.shift,
+            )
+        )
+    if checks.metrics is not None:
+        parts.append(metrics_view(checks.metrics, fmt=output.number_format()))
+    if parts:
+        emit_rich(Group(*parts))
+
+
+def finish_strict(strict: bool, messages: list[str], noun: str = "warning") -> None:
+    """``--strict``: any warning makes the exit status 1 (after the output)."""
+    if strict and messages:
+        count = len(messages)
+        raise fail(f"--strict: {count} {noun}{'' if count == 1 else 's'} (see above)")
+
+
+class LossName(str, Enum):
+    ce = "ce"
+    nll = "nll"
+
+
+@app.command("doctor")
+@handles_errors
+def doctor_command(
+    input: Annotated[
+        str, typer.Argument(help="Logits, probabilities or log-probabilities (file or '-').")
+    ],
+    labels: Annotated[
+        str | None,
+        typer.Argument(help="Optional class indices or class probabilities (file or '-')."),
+    ] = None,
+    loss: Annotated[
+        LossName,
+        typer.Option("--loss", help="The loss the input is meant for: ce (default) or nll."),
+    ] = LossName.ce,
+    class_dim: ClassDimOption = None,
+    ignore_index: IgnoreIndexOption = -100,
+    weight: WeightOption = None,
+    label_smoothing: Annotated[
+        float, typer.Option("--label-smoothing", help="Smoothing ε in [0, 1] (ce only).")
+    ] = 0.0,
+    key: KeyOption = None,
+    labels_key: LabelsKeyOption = None,
+    json_output: JsonOption = False,
+    output_path: OutputOption = None,
+    strict: StrictOption = False,
+) -> None:
+    """Find the classic loss mistakes: one finding per line, with its numbers and the fix.
+
+    Reports what the input holds (logits, probabilities, log-probabilities) and, with
+    labels, double softmax, NLL on logits, an ambiguous class axis, every out-of-range
+    target, ignore_index inside [0, C), all targets ignored, soft targets that do not sum
+    to 1, -inf at a target or under label smoothing, and float16 overflow or precision
+    loss. Exit status 0 whatever it finds (1 with --strict when there is a warning or
+    an error).
+
+    Example: lossctl doctor examples/mistakes/probs.json examples/seed/labels.json
+    """
+    from lossctl.doctor import diagnose
+
+    op = "cross_entropy" if loss == LossName.ce else "nll_loss"
+    if op == "nll_loss" and label_smoothing:
+        raise InputError("--label-smoothing applies to cross-entropy only (--loss ce)")
+    check_stdin([input] + ([labels] if labels is not None else []))
+    values = read(input, key)
+    target = None if labels is None else read(labels, labels_key)
+    weights = read_weight(weight)
+    if class_dim is None and isinstance(values.meta.get("dim"), int):
+        class_dim = int(values.meta["dim"])  # type: ignore[call-overload]
+    sources = {
+        "input": values.source,
+        "target": None if target is None else target.source,
+        "weight": weight,
+    }
+    try:
+        findings = diagnose(
+            values.array,
+            None if target is None else target.array,
+            op=op,  # type: ignore[arg-type]
+            class_dim=class_dim,
+            weight=weights,
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+        )
+    except InputError as error:
+        where = sources.get(error.subject or "")
+        raise InputError(f"{where}: {error}" if where else str(error)) from None
+    if json_output or output_path:
+        emit_json(
+            {
+                "op": "doctor",
+                "loss": op,
+                "shape": list(values.array.shape),
+                "inputs": sources,
+                "findings": [finding.as_json() for finding in findings],
+            },
+            Output(json=json_output, digits=4, full=False, path=output_path),
+        )
+    if not json_output:
+        from lossctl.render_doctor import findings_view
+
+        emit_rich(findings_view(findings), soft_wrap=True)
+    problems = [finding for finding in findings if finding.severity != "info"]
+    finish_strict(strict, [finding.message for finding in problems], "problem")
+
+
+@app.command("merge")
+@handles_errors
+def merge_command(
+    results: Annotated[
+        list[str], typer.Argument(help="--json results of lossctl ce or nll, or '-'.")
+    ],
+    json_output: JsonOption = False,
+    output_path: OutputOption = None,
+    digits: DigitsOption = 4,
+) -> None:
+    """Merge shard results into the loss of all the data, exactly (Σ sums / Σ denominators).
+
+    Example: lossctl merge shard-0.json shard-1.json  (each from lossctl ce ... --json)
+    """
+    from lossctl.merge import merge_partials, partial_from_document
+    from lossctl.readers import read_document
+
+    check_stdin(results)
+    partials = [
+        partial_from_document(*read_document(spec, stdin=sys.stdin.buffer)) for spec in results
+    ]
+    merged = merge_partials(partials)
+    document = {
+        "op": merged.settings["op"],
+        "loss": merged.loss,
+        "reduction": merged.settings["reduction"],
+        "count": merged.count,
+        "ignored": merged.ignored,
+        "sum": merged.total,
+        "denominator": merged.exact_denominator.to_float(),
+        "exact": exact_document(merged.exact_total, merged.exact_denominator),
+        "shards": merged.shards,
+        **{k: merged.settings[k] for k in ("classes", "target_kind", "ignore_index")},
+        **{k: merged.settings[k] for k in ("label_smoothing", "weight")},
+        "inputs": [p.source for p in partials],
+        "warnings": [],
+    }
+    if json_output or output_path:
+        emit_json(document, Output(json=json_output, digits=digits, full=False, path=output_path))
+    if json_output:
+        return
+    from lossctl.render import NumberFormat, facts_table
+
+    fmt = NumberFormat(digits=digits)
+    emit_rich(
+        facts_table(
+            f"merged {merged.settings['op'].replace('_', ' ')} over {merged.shards} shards",
+            [
+                ("loss", fmt(merged.loss)),
+                ("reduction", str(merged.settings["reduction"])),
+                ("counted", str(merged.count)),
+                ("ignored", str(merged.ignored)),
+                ("sum", fmt(merged.total)),
+                ("denominator", fmt(merged.exact_denominator.to_float())),
+            ],
+        )
+    )
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point of the ``lossctl`` script and ``python -m lossctl``; never returns."""
+    with contextlib.suppress(ValueError):  # ValueError: not in the main thread
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _terminated)
+    try:
+        code = run_cli(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:  # a second Ctrl-C while finishing up
+        code = EXIT_INTERRUPTED
+    sys.exit(code)
+
+
+def run_cli(args: list[str]) -> int:
+    """Run the app outside click's standalone mode; map every way out to a documented code.
+
+    0 success; 1 invalid input (one ``lossctl: error:`` line); 2 command-line usage
+    (click's message); 3 internal error (one line; ``LOSSCTL_DEBUG=1`` adds the
+    traceback); 130 interrupted (``lossctl: interrupted``); 141 standard output
+    closed by its reader (nothing on stderr). See docs/errors.md.
+    """
+    _interrupt_reported.clear()
+    prepare_streams()
+    stdout_before = _stdout_identity()
+    if not _debugging():
+        # A stray Python warning (NumPy's "overflow encountered in multiply") would print
+        # two lines of source on stderr; lossctl reports what matters as its own
+        # "lossctl: warning:" lines (collect_warnings records warnings despite this).
+        warnings.simplefilter("ignore")
+    try:
+        result = app(args, standalone_mode=False)
+        if sys.stdout is not None:  # what was printed outside write_stdout (--version)
+            try:
+                sys.stdout.flush()
+            except BrokenPipeError:
+                raise
+            except OSError as error:
+                raise LossctlError(f"cannot write to standard output: {_reason(error)}") from None
+    except (StdoutClosed, BrokenPipeError):
+        return stdout_closed()
+    except LossctlError as error:  # raised outside a command (--version, the final flush)
+        _stderr_line(f"lossctl: error: {' '.join(str(error).split())}")
+        return error.exit_code
+    except _CLICK_EXCEPTION as error:
+        if error.format_message().strip():  # type: ignore[attr-defined]
+            _safely(error.show)  # type: ignore[attr-defined]
+        return int(error.exit_code)  # type: ignore[attr-defined]
+    except (typer.Abort, KeyboardInterrupt):
+        return report_interrupt(once=True)
+    except typer.Exit as error:
+        return int(error.exit_code)
+    except SystemExit:
+        # rich (printing --help) and click end a closed pipe with exit(1): rich after
+        # pointing fd 1 at /dev/null, click after wrapping stdout in PacifyFlushWrapper
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper" or (
+            stdout_before != _stdout_identity() == _devnull_identity()
+        ):
+            return stdout_closed()
+        raise
+    except OSError as error:
+        if error.errno in _WRITE_ERRNOS:  # click printing --help into a full disk
+            _stderr_line(f"lossctl: error: cannot write to standard output: {_reason(error)}")
+            return EXIT_INPUT
+        return internal_error(error)
+    except MemoryError:
+        _stderr_line("lossctl: error: not enough memory for this input (MemoryError)")
+        return EXIT_INPUT
+    except Exception as error:
+        return internal_error(error)
+    code = result if isinstance(result, int) else 0
+    if code == EXIT_INTERRUPTED:  # typer turned a KeyboardInterrupt into Exit(130)
+        report_interrupt(once=True)
+    return code
+
+
+def _click_exception() -> type[Exception]:
+    """click's ``ClickException``: vendored by recent typer (``typer._click``), a separate
+    package before; found through the public ``typer.BadParameter`` for both."""
+    for base in typer.BadParameter.__mro__:
+        if base.__name__ == "ClickException":
+            return base
+    return typer.BadParameter  # pragma: no cover
+
+
+_CLICK_EXCEPTION = _click_exception()
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT})
+_interrupt_reported: list[bool] = []
+
+
+class StdoutClosed(Exception):
+    """Standard output's reader went away (``| head``); not an OSError, so typer lets it by."""
+
+
+def prepare_streams() -> None:
+    """Make stdout and stderr unable to fail on encoding (``LANG=C``, odd file names)."""
+    import io
+
+    from lossctl.output import UNENCODABLE
+
+    if sys.stderr is None:  # started with stderr closed (2>&-)
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            with contextlib.suppress(ValueError, OSError):
+                stream.reconfigure(errors=UNENCODABLE)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM (``kill``, ``timeout``): unwind like Ctrl-C, so ``--output`` cleans up; 143."""
+    _stderr_line("lossctl: terminated")
+    raise SystemExit(128 + signum)
+
+
+def report_interrupt(*, once: bool = False) -> int:
+    """The line for Ctrl-C, and exit code 130; ``once``: unless a command already said it."""
+    if not (once and _interrupt_reported):
+        _stderr_line("lossctl: interrupted")
+    _interrupt_reported.append(True)
+    return EXIT_INTERRUPTED
+
+
+def stdout_closed() -> int:
+    """Exit quietly when stdout's reader is gone: point fd 1 at /dev/null so the final
+    flush at interpreter exit cannot print "Exception ignored ... BrokenPipeError"."""
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
+def internal_error(error: BaseException) -> int:
+    """A bug in lossctl: one line (the traceback too with LOSSCTL_DEBUG=1), exit code 3."""
+    if _debugging():
+        import traceback
+
+        _safely(traceback.print_exc)
+    text = " ".join(str(error).split())
+    if len(text) > 300:
+        text = text[:300] + "..."
+    _stderr_line(
+        f"lossctl: internal error: {type(error).__name__}: {text} "
+        "(please report this; set LOSSCTL_DEBUG=1 for the traceback)"
+    )
+    return EXIT_INTERNAL
+
+
+def _stdout_identity() -> tuple[int, int] | None:
+    """What file descriptor 1 is (device, inode), or None."""
+    try:
+        info = os.fstat(1)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _devnull_identity() -> tuple[int, int] | None:
+    try:
+        info = os.stat(os.devnull)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+def _debugging() -> bool:
+    return os.environ.get("LOSSCTL_DEBUG", "") not in ("", "0")
+
+
+def _stderr_line(line: str) -> None:
+    _safely(lambda: (sys.stderr.write(line + "\n"), sys.stderr.flush()))
+
+
+def _safely(action: Callable[[], object]) -> None:
+    """Run ``action``, ignoring a closed or broken stderr."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        action()

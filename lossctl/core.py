@@ -2,7 +2,10 @@
 
 Pure NumPy: no I/O, no printing. Everything is computed in float64 whatever the
 input dtype, with the maximum shifted out and the maximum term split off with
-``log1p`` so that confident predictions keep their small losses exactly::
+``log1p`` so that confident predictions keep their small losses exactly, except
+cross-entropy with class-index targets and no label smoothing, which goes through
+the blocked kernel of :mod:`lossctl.kernels` (float32 ``exp`` with float64 sums for
+float16/float32 input unless ``precision="float64"``; no float64 copy of the input)::
 
     m      = max_c x_c
     tail   = sum_{c != argmax} exp(x_c - m)
@@ -23,6 +26,8 @@ import numpy as np
 import numpy.typing as npt
 
 from lossctl.errors import InputError
+from lossctl.exactsum import ExactSum, exact_mean, exact_sum
+from lossctl.kernels import PRECISIONS, Precision, nll_of_logits
 
 Reduction = Literal["mean", "sum", "none"]
 TargetKind = Literal["indices", "probabilities"]
@@ -51,6 +56,8 @@ class LossResult:
     per_position: FloatArray
     total: float
     denominator: float
+    exact_total: ExactSum | None  # None when a per-position loss is NaN or infinite
+    exact_denominator: ExactSum
     count: int
     ignored: int
     class_dim: int
@@ -67,11 +74,15 @@ class RowStats:
     log_norm: FloatArray  # log1p(tail) = log sum exp(x - max), shape (M,)
 
 
-def _as_float64(x: npt.ArrayLike, what: str) -> FloatArray:
+def _real_array(x: npt.ArrayLike, what: str) -> npt.NDArray[np.generic]:
     array = np.asarray(x)
     if array.dtype.kind not in "iuf":
         raise InputError(f"{what} must hold real numbers, got dtype {array.dtype}", what)
-    return np.asarray(array, dtype=np.float64)
+    return array
+
+
+def _as_float64(x: npt.ArrayLike, what: str) -> FloatArray:
+    return np.asarray(_real_array(x, what), dtype=np.float64)
 
 
 def normalize_axis(axis: int, ndim: int, what: str) -> int:
@@ -260,27 +271,29 @@ class _Common:
 def _reduce(
     op: LossOp,
     per_position: FloatArray,
-    denominator: float,
+    denominator: ExactSum,
     count: int,
     ignored: int,
     target_kind: TargetKind,
     common: _Common,
 ) -> LossResult:
-    total = float(np.sum(per_position))
+    exact_total = exact_sum(per_position)
+    total = float(np.sum(per_position)) if exact_total is None else exact_total.to_float()
     loss: float | FloatArray
     if common.reduction == "none":
         loss = per_position
     elif common.reduction == "sum":
         loss = total
     else:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            loss = float(np.float64(total) / np.float64(denominator))
+        loss = exact_mean(exact_total, denominator, total)
     return LossResult(
         op=op,
         loss=loss,
         per_position=per_position,
         total=total,
-        denominator=denominator,
+        denominator=denominator.to_float(),
+        exact_total=exact_total,
+        exact_denominator=denominator,
         count=count,
         ignored=ignored,
         class_dim=common.class_dim,
@@ -318,6 +331,7 @@ def loss_result(
     reduction: Reduction = "mean",
     label_smoothing: float = 0.0,
     class_dim: int | None = None,
+    precision: Precision = "auto",
 ) -> LossResult:
     """NLL or cross-entropy with the counts and partial sums behind it.
 
@@ -325,24 +339,32 @@ def loss_result(
     0 where ``t_n == ignore_index``; mean divides by ``sum_n w[t_n]`` over counted positions.
     Probability targets: ``l_n = -sum_c w_c·q'[n, c]·logp[n, c]`` with
     ``q' = (1-eps)·q + eps/C``; mean divides by the number of positions.
-    For ``nll_loss`` the input is taken as ``logp`` as it is.
+    For ``nll_loss`` the input is taken as ``logp`` as it is. Cross-entropy with
+    class-index targets and no smoothing reads the input in its own dtype, block by
+    block (:func:`lossctl.kernels.nll_of_logits`, ``precision`` "auto" or "float64");
+    every other path converts it to float64.
     """
-    values = _as_float64(input, "input")
+    array = _real_array(input, "input")
     labels = np.asarray(target)
     if labels.dtype.kind not in "iuf":
         raise InputError(f"target must hold numbers, got dtype {labels.dtype}", "target")
     _check_options(reduction, label_smoothing)
-    axis = _resolve_class_dim(values.shape, labels.shape, class_dim)
-    classes = values.shape[axis]
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of auto, float64; got {precision!r}")
+    axis = _resolve_class_dim(array.shape, labels.shape, class_dim)
+    classes = array.shape[axis]
     w = _check_weight(weight, classes)
-    rows, positions_shape = _rows_last(values, axis)
-    common = _Common(class_dim=axis, input_shape=tuple(values.shape), reduction=reduction)
+    positions_shape = array.shape[:axis] + array.shape[axis + 1 :]
+    common = _Common(class_dim=axis, input_shape=tuple(array.shape), reduction=reduction)
 
-    if labels.shape == values.shape:
+    def float64_rows() -> FloatArray:
+        return _rows_last(np.asarray(array, dtype=np.float64), axis)[0]
+
+    if labels.shape == array.shape:
         if op == "nll_loss":
             raise InputError(
                 "nll_loss takes class-index targets (the input's shape without the class axis); "
-                f"the target has the input's shape {_fmt_shape(values.shape)}"
+                f"the target has the input's shape {_fmt_shape(array.shape)}"
             )
         if ignore_index != DEFAULT_IGNORE_INDEX:
             raise InputError(
@@ -352,13 +374,20 @@ def loss_result(
         probs, _ = _rows_last(np.asarray(labels, dtype=np.float64), axis)
         if label_smoothing > 0.0:
             probs = probs * (1.0 - label_smoothing) + label_smoothing / classes
+        rows = float64_rows()
         logp = log_softmax_rows(rows)
         weighted = probs if w is None else probs * w
         with np.errstate(invalid="ignore"):
             per_row = -np.sum(weighted * logp, axis=1)
         count = rows.shape[0]
         return _reduce(
-            op, per_row.reshape(positions_shape), float(count), count, 0, "probabilities", common
+            op,
+            per_row.reshape(positions_shape),
+            ExactSum(count, 0),
+            count,
+            0,
+            "probabilities",
+            common,
         )
 
     if classes == 0:
@@ -367,9 +396,14 @@ def loss_result(
     target_weight = np.ones(indices.shape) if w is None else w[indices]
     target_weight = np.where(counted, target_weight, 0.0)
     if op == "nll_loss":
-        picked = -np.take_along_axis(rows, indices[:, None], axis=1)[:, 0]
+        picked = -np.take_along_axis(float64_rows(), indices[:, None], axis=1)[:, 0]
+        smooth = None
+    elif label_smoothing == 0.0:
+        moved = np.moveaxis(array, axis, -1)
+        picked = nll_of_logits(moved, indices, precision=precision).reshape(-1)
         smooth = None
     else:
+        rows = float64_rows()
         stats = row_stats(rows)
         shifted_target = np.take_along_axis(stats.shifted, indices[:, None], axis=1)[:, 0]
         with np.errstate(invalid="ignore"):
@@ -385,7 +419,8 @@ def loss_result(
             per_row = (1.0 - label_smoothing) * per_row + (label_smoothing / classes) * smooth
     per_row = np.where(counted, per_row, 0.0)
     count = int(np.count_nonzero(counted))
-    denominator = float(np.sum(target_weight))
+    denominator = exact_sum(target_weight)
+    assert denominator is not None, "weights are checked to be finite"
     ignored = int(counted.size - count)
     return _reduce(
         op, per_row.reshape(positions_shape), denominator, count, ignored, "indices", common
@@ -422,6 +457,7 @@ def cross_entropy(
     reduction: Reduction = "mean",
     label_smoothing: float = 0.0,
     class_dim: int | None = None,
+    precision: Precision = "auto",
 ) -> float | FloatArray:
     """``nll_loss(log_softmax(input, class_dim), target)``; also label smoothing, soft targets."""
     return loss_result(
@@ -433,4 +469,5 @@ def cross_entropy(
         reduction=reduction,
         label_smoothing=label_smoothing,
         class_dim=class_dim,
+        precision=precision,
     ).loss

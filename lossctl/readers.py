@@ -89,7 +89,7 @@ import numpy.typing as npt
 
 from lossctl.errors import ReadError
 
-__all__ = ["STDIN_NAME", "Loaded", "parse_number_list", "read_array"]
+__all__ = ["STDIN_NAME", "Loaded", "parse_number_list", "read_array", "read_document"]
 
 STDIN_NAME = "<stdin>"
 
@@ -156,6 +156,26 @@ def read_array(spec: str, *, key: str | None = None, stdin: BinaryIO | None = No
         raise ReadError(
             source, f"could not read the input ({type(exc).__name__}: {_oneline(exc)})"
         ) from exc
+
+
+def read_document(spec: str, *, stdin: BinaryIO | None = None) -> tuple[dict[str, Any], str]:
+    """A JSON object from a file or ``-`` (such as the ``--json`` output of ``lossctl ce``).
+
+    Returns the object and the source's display name.
+    """
+    path, source, _ = _resolve_spec(spec, None)
+    if path == "-":
+        data = _read_stdin(stdin)
+    else:
+        with _open_regular(path, source) as handle:
+            data = handle.read()
+    text = _decode_text(data, source, "JSON")
+    if not text.strip():
+        raise ReadError(source, _EMPTY)
+    document = _parse_json(text, source, "", is_json_ext=True)
+    if not isinstance(document, dict):
+        raise ReadError(source, "expected a JSON object, such as the --json output of lossctl ce")
+    return document, source
 
 
 def parse_number_list(text: str, *, what: str) -> npt.NDArray[np.float64]:

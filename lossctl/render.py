@@ -92,7 +92,8 @@ def array_grid(
     rows = kept_indices(grid.shape[0], summary.edge_rows)
     cols = kept_indices(grid.shape[1], summary.edge_cols)
     if caption is None and array.ndim >= 2:
-        caption = f"rows: axis {', '.join(map(str, range(array.ndim - 1)))}; columns: axis {array.ndim - 1}"
+        leading = ", ".join(map(str, range(array.ndim - 1)))
+        caption = f"rows: axis {leading}; columns: axis {array.ndim - 1}"
     table = Table(
         title=title,
         caption=caption,

@@ -1,0 +1,113 @@
+"""Many input files at once: glob patterns, manifests, and pairing logits with labels.
+
+``lossctl ce 'logits-*.npy' labels-*.npy`` gets its first pattern unexpanded (quoted)
+and the second expanded by the shell, in the shell's order (``-10`` before ``-2``).
+Shards are therefore paired by the part of their names that varies (``logits-7.npy``
+with ``labels-7.npy``), not by position, whenever those parts match one to one.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Sequence
+
+from lossctl.errors import InputError, ReadError
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(path: str) -> list[str | int]:
+    """Sort key that puts ``shard-2`` before ``shard-10``."""
+    return [int(part) if part.isdigit() else part for part in _DIGITS.split(path)]
+
+
+def expand(specs: Sequence[str]) -> list[str]:
+    """Each spec as given, or its matches in natural order when it is a glob pattern.
+
+    A spec that names an existing file (or is ``-``) is never expanded.
+    """
+    paths: list[str] = []
+    for spec in specs:
+        if spec == "-" or os.path.exists(spec) or not glob.has_magic(spec):
+            paths.append(spec)
+            continue
+        matches = sorted(glob.glob(spec), key=natural_key)
+        if not matches:
+            raise ReadError(spec, "no file matches this pattern")
+        paths.extend(matches)
+    return paths
+
+
+def varying_parts(paths: Sequence[str]) -> list[str]:
+    """What is left of each path once the prefix and suffix common to all are removed."""
+    if len(paths) < 2:
+        return list(paths)
+    prefix = _common_prefix(paths)
+    suffix = _common_prefix([p[len(prefix) :][::-1] for p in paths])[::-1]
+    return [p[len(prefix) : len(p) - len(suffix)] for p in paths]
+
+
+def _common_prefix(texts: Sequence[str]) -> str:
+    """The longest string every text starts with, compared character by character."""
+    first, last = min(texts), max(texts)
+    length = 0
+    while length < len(first) and first[length] == last[length]:
+        length += 1
+    return first[:length]
+
+
+def pair(inputs: Sequence[str], labels: Sequence[str]) -> list[tuple[str, str]]:
+    """Pair each input with its labels file: by the varying part of the names, else in order."""
+    if len(inputs) != len(labels):
+        raise InputError(
+            f"{len(inputs)} input files but {len(labels)} label files; give one labels file per "
+            "input (quote glob patterns, e.g. 'logits-*.npy' 'labels-*.npy')"
+        )
+    input_keys, label_keys = varying_parts(inputs), varying_parts(labels)
+    if len(set(input_keys)) == len(inputs) and set(input_keys) == set(label_keys):
+        by_key = dict(zip(label_keys, labels, strict=True))
+        return [(path, by_key[key]) for path, key in zip(inputs, input_keys, strict=True)]
+    return list(zip(inputs, labels, strict=True))
+
+
+def split_arguments(arguments: Sequence[str]) -> list[tuple[str, str]]:
+    """``INPUT LABELS`` (each possibly a glob pattern), or ``INPUTS… LABELS…`` split in half."""
+    if len(arguments) == 2:
+        return pair(expand(arguments[:1]), expand(arguments[1:]))
+    paths = expand(arguments)
+    if len(paths) % 2:
+        raise InputError(
+            f"{len(paths)} files given: give the input files, then as many label files "
+            "(or a --manifest)"
+        )
+    half = len(paths) // 2
+    return pair(paths[:half], paths[half:])
+
+
+def read_manifest(path: str) -> list[tuple[str, str]]:
+    """``INPUT LABELS`` per line (whitespace, tab or comma separated; ``#`` comments).
+
+    Relative paths are taken relative to the manifest's folder.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ReadError(path, f"cannot read the manifest: {error}") from None
+    base = os.path.dirname(path)
+    pairs: list[tuple[str, str]] = []
+    for number, line in enumerate(lines, start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        fields = [f for f in re.split(r"[\s,]+", text) if f]
+        if len(fields) != 2:
+            raise ReadError(
+                path, f"line {number}: expected two paths (input and labels), found {len(fields)}"
+            )
+        pairs.append((os.path.join(base, fields[0]), os.path.join(base, fields[1])))
+    if not pairs:
+        raise ReadError(path, "the manifest lists no files")
+    return pairs
