@@ -7,6 +7,7 @@ and ``--version`` start fast.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import functools
 import os
@@ -87,6 +88,35 @@ DigitsOption = Annotated[
 FullOption = Annotated[
     bool, typer.Option("--full", help="Show every number instead of summarising large arrays.")
 ]
+FilesArgument = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="INPUT LABELS",
+        help="The input and its labels (JSON, CSV, NPY, NPZ, or '-'); for many shards, glob "
+        "patterns ('logits-*.npy' 'labels-*.npy') or INPUTS… LABELS…",
+        show_default=False,
+    ),
+]
+ManifestOption = Annotated[
+    str | None,
+    typer.Option("--manifest", help="A file listing shards, one 'INPUT LABELS' pair per line."),
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar on stderr.")]
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    float64 = "float64"
+
+
+PrecisionOption = Annotated[
+    Precision,
+    typer.Option(
+        "--precision",
+        help="auto: float32 inputs use float32 exp with float64 sums (within 5e-7 relative); "
+        "float64: every step in float64.",
+    ),
+]
 ExplainOption = Annotated[
     bool,
     typer.Option(
@@ -110,7 +140,8 @@ ClassDimOption = Annotated[
     ),
 ]
 IgnoreIndexOption = Annotated[
-    int, typer.Option("--ignore-index", help="Target value that is skipped (PyTorch's default).")
+    int,
+    typer.Option("--ignore-index", help="Target value that is skipped (PyTorch's default)."),
 ]
 ReductionOption = Annotated[
     Reduction, typer.Option("--reduction", "-r", help="mean, sum, or none (one loss per position).")
@@ -363,6 +394,14 @@ def write_stdout(text: str) -> None:
         raise LossctlError(f"cannot write to standard output: {_reason(error)}") from None
 
 
+def located(error: InputError, sources: dict[str, str | None]) -> InputError:
+    """The core's error, prefixed with the file (or option) it is about."""
+    where = sources.get(error.subject or "")
+    if error.subject == "weight":
+        where = f"--weight {where}"
+    return InputError(f"{where}: {error}" if where else str(error))
+
+
 def collect_warnings(action: Callable[[], Any]) -> tuple[Any, list[str]]:
     """Run ``action``, returning its value and the messages of the warnings it raised."""
     with warnings.catch_warnings(record=True) as caught:
@@ -371,35 +410,35 @@ def collect_warnings(action: Callable[[], Any]) -> tuple[Any, list[str]]:
     return value, [str(w.message) for w in caught]
 
 
-def run_loss(
+@dataclass(frozen=True)
+class LossOptions:
+    """The options of ``ce`` / ``nll`` that shape the computation."""
+
+    class_dim: int | None
+    ignore_index: int
+    reduction: Reduction
+    weight_spec: str | None
+    label_smoothing: float
+    key: str | None
+    labels_key: str | None
+    precision: str = "auto"
+    quiet: bool = False  # no progress bar
+
+
+def compute_loss(
     op: str,
-    input_spec: str,
-    labels_spec: str,
-    *,
+    values: Loaded,
+    labels: Loaded,
+    weight: npt.NDArray[np.float64] | None,
+    options: LossOptions,
     class_dim: int | None,
-    ignore_index: int,
-    reduction: Reduction,
-    weight_spec: str | None,
-    label_smoothing: float,
-    key: str | None,
-    labels_key: str | None,
-    output: Output,
-    extras: Extras | None = None,
-) -> None:
-    """Read, compute and print ``ce`` or ``nll``."""
+) -> tuple[Any, list[str], dict[str, str | None]]:
+    """``loss_result`` on read inputs: the result, the warnings it raised, the sources."""
     from lossctl.core import loss_result
+    from lossctl.progress import Progress
 
-    extras = Extras() if extras is None else extras
-
-    check_stdin([input_spec, labels_spec])
-    values = read(input_spec, key)
-    labels = read(labels_spec, labels_key)
-    weight = read_weight(weight_spec)
-    if class_dim is None and isinstance(values.meta.get("dim"), int):
-        class_dim = int(values.meta["dim"])  # type: ignore[call-overload]
-    if extras.shift:
-        values, labels, class_dim = shifted_inputs(values, labels, class_dim)
-    sources = {"input": values.source, "target": labels.source, "weight": weight_spec}
+    sources = {"input": values.source, "target": labels.source, "weight": options.weight_spec}
+    progress = Progress(0, "positions", enabled=not options.quiet)
     try:
         result, messages = collect_warnings(
             lambda: loss_result(
@@ -407,15 +446,132 @@ def run_loss(
                 values.array,
                 labels.array,
                 weight=weight,
-                ignore_index=ignore_index,
-                reduction=reduction.value,
-                label_smoothing=label_smoothing,
+                ignore_index=options.ignore_index,
+                reduction=options.reduction.value,
+                label_smoothing=options.label_smoothing,
                 class_dim=class_dim,
+                precision=options.precision,  # type: ignore[arg-type]
+                on_rows=progress.advance,
             )
         )
     except InputError as error:
-        where = sources.get(error.subject or "")
-        raise InputError(f"{where}: {error}" if where else str(error)) from None
+        raise located(error, sources) from None
+    finally:
+        progress.close()
+    return result, messages, sources
+
+
+def loss_inputs(files: list[str] | None, manifest: str | None) -> list[tuple[str, str]]:
+    """(input, labels) pairs from the arguments or a manifest (one pair per shard)."""
+    from lossctl.shards import read_manifest, split_arguments
+
+    if manifest is not None:
+        if files:
+            raise typer.BadParameter("give either --manifest or INPUT LABELS files, not both")
+        return read_manifest(manifest)
+    if not files or len(files) < 2:
+        raise typer.BadParameter(
+            "give an input file and its labels file (INPUT LABELS), glob patterns for many "
+            "shards, or --manifest FILE",
+            param_hint="'INPUT LABELS'",
+        )
+    return split_arguments(files)
+
+
+def run_loss_command(
+    op: str,
+    pairs: list[tuple[str, str]],
+    options: LossOptions,
+    *,
+    output: Output,
+    extras: Extras,
+) -> None:
+    """One input: the full report; several: each shard in turn, merged exactly."""
+    if len(pairs) == 1:
+        run_loss(op, *pairs[0], options, output=output, extras=extras)
+    else:
+        run_shards(op, pairs, options, output=output, extras=extras)
+
+
+def run_shards(
+    op: str,
+    pairs: list[tuple[str, str]],
+    options: LossOptions,
+    *,
+    output: Output,
+    extras: Extras,
+) -> None:
+    """The loss of many (input, labels) shards: each read and computed alone (bounded memory),
+    then combined through their exact partial sums, so it equals the loss of the concatenation.
+    """
+    import numpy as np
+
+    from lossctl.merge import merge_partials, partial_from_result
+    from lossctl.progress import Progress
+
+    if output.explain or extras.grad or extras.metrics or extras.shift:
+        raise InputError(
+            "--explain, --grad, --metrics and --shift work on one input at a time; run them "
+            "per shard"
+        )
+    check_stdin([spec for pair in pairs for spec in pair])
+    weight = read_weight(options.weight_spec)
+    settings = {
+        "ignore_index": options.ignore_index,
+        "label_smoothing": options.label_smoothing,
+        "weight": None if weight is None else weight.tolist(),
+    }
+    progress = Progress(len(pairs), "shards", enabled=not options.quiet)
+    partials, per_position, messages = [], [], []
+    for input_spec, labels_spec in pairs:
+        values = read(input_spec, options.key)
+        labels = read(labels_spec, options.labels_key)
+        result, shard_messages, _ = compute_loss(
+            op, values, labels, weight, options, options.class_dim
+        )
+        partials.append(partial_from_result(result, settings, values.source))
+        per_position.append(result.per_position)
+        messages += [f"{values.source}: {message}" for message in shard_messages]
+        progress.advance()
+    progress.close()
+    merged = merge_partials(partials)
+    if options.reduction == Reduction.none:
+        try:
+            merged = dataclasses.replace(merged, loss=np.concatenate(per_position))
+        except ValueError:
+            raise InputError(
+                "--reduction none over shards concatenates the per-position losses along the "
+                "first axis; these shards' shapes do not line up"
+            ) from None
+    for message in messages:
+        warn(message)
+    inputs = [{"input": i, "target": t} for i, t in pairs]
+    emit_merged(merged, inputs, messages, output)
+    finish_strict(extras.strict, messages)
+
+
+def run_loss(
+    op: str,
+    input_spec: str,
+    labels_spec: str,
+    options: LossOptions,
+    *,
+    output: Output,
+    extras: Extras,
+) -> None:
+    """Read, compute and print ``ce`` or ``nll`` of one input."""
+    check_stdin([input_spec, labels_spec])
+    values = read(input_spec, options.key)
+    labels = read(labels_spec, options.labels_key)
+    weight = read_weight(options.weight_spec)
+    class_dim = options.class_dim
+    if class_dim is None and isinstance(values.meta.get("dim"), int):
+        class_dim = int(values.meta["dim"])  # type: ignore[call-overload]
+    if extras.shift:
+        values, labels, class_dim = shifted_inputs(values, labels, class_dim)
+    result, messages, sources = compute_loss(op, values, labels, weight, options, class_dim)
+    ignore_index, reduction = options.ignore_index, options.reduction
+    label_smoothing = options.label_smoothing
     checks, messages = loss_checks(
         op,
         values,
@@ -590,8 +746,7 @@ def run_elementwise(
 @app.command("ce")
 @handles_errors
 def ce_command(
-    logits: Annotated[str, typer.Argument(help="Logits file (JSON, CSV, NPY, NPZ) or '-'.")],
-    labels: Annotated[str, typer.Argument(help="Class indices or class probabilities, or '-'.")],
+    files: FilesArgument = None,
     class_dim: ClassDimOption = None,
     ignore_index: IgnoreIndexOption = -100,
     reduction: ReductionOption = Reduction.mean,
@@ -611,15 +766,15 @@ def ce_command(
     topk: TopkOption = None,
     shift: ShiftOption = False,
     strict: StrictOption = False,
+    manifest: ManifestOption = None,
+    precision: PrecisionOption = Precision.auto,
+    quiet: QuietOption = False,
 ) -> None:
     """Cross-entropy loss: softmax over the class axis, log, then NLL.
 
     Example: lossctl ce examples/seed/logits.json examples/seed/labels.json
     """
-    run_loss(
-        "cross_entropy",
-        logits,
-        labels,
+    options = LossOptions(
         class_dim=class_dim,
         ignore_index=ignore_index,
         reduction=reduction,
@@ -627,6 +782,13 @@ def ce_command(
         label_smoothing=label_smoothing,
         key=key,
         labels_key=labels_key,
+        precision=precision.value,
+        quiet=quiet,
+    )
+    run_loss_command(
+        "cross_entropy",
+        loss_inputs(files, manifest),
+        options,
         output=Output(
             json=json_output, digits=digits, full=full, explain=explain, path=output_path
         ),
@@ -637,8 +799,7 @@ def ce_command(
 @app.command("nll")
 @handles_errors
 def nll_command(
-    logprobs: Annotated[str, typer.Argument(help="Log-probabilities file or '-'.")],
-    labels: Annotated[str, typer.Argument(help="Class indices, or '-'.")],
+    files: FilesArgument = None,
     class_dim: ClassDimOption = None,
     ignore_index: IgnoreIndexOption = -100,
     reduction: ReductionOption = Reduction.mean,
@@ -655,15 +816,15 @@ def nll_command(
     topk: TopkOption = None,
     shift: ShiftOption = False,
     strict: StrictOption = False,
+    manifest: ManifestOption = None,
+    precision: PrecisionOption = Precision.auto,
+    quiet: QuietOption = False,
 ) -> None:
     """Negative log-likelihood loss: minus the input at each target class, averaged.
 
     Example: lossctl nll examples/seed/logits.json examples/seed/labels.json
     """
-    run_loss(
-        "nll_loss",
-        logprobs,
-        labels,
+    options = LossOptions(
         class_dim=class_dim,
         ignore_index=ignore_index,
         reduction=reduction,
@@ -671,6 +832,13 @@ def nll_command(
         label_smoothing=0.0,
         key=key,
         labels_key=labels_key,
+        precision=precision.value,
+        quiet=quiet,
+    )
+    run_loss_command(
+        "nll_loss",
+        loss_inputs(files, manifest),
+        options,
         output=Output(
             json=json_output, digits=digits, full=full, explain=explain, path=output_path
         ),
@@ -996,8 +1164,7 @@ def doctor_command(
             label_smoothing=label_smoothing,
         )
     except InputError as error:
-        where = sources.get(error.subject or "")
-        raise InputError(f"{where}: {error}" if where else str(error)) from None
+        raise located(error, sources) from None
     if json_output or output_path:
         emit_json(
             {
@@ -1039,6 +1206,12 @@ def merge_command(
         partial_from_document(*read_document(spec, stdin=sys.stdin.buffer)) for spec in results
     ]
     merged = merge_partials(partials)
+    output = Output(json=json_output, digits=digits, full=False, path=output_path)
+    emit_merged(merged, [p.source for p in partials], [], output)
+
+
+def emit_merged(merged: Any, inputs: list[Any], messages: list[str], output: Output) -> None:
+    """Print (or write) a merged result: the same schema as ce/nll, plus ``shards``."""
     document = {
         "op": merged.settings["op"],
         "loss": merged.loss,
@@ -1051,29 +1224,38 @@ def merge_command(
         "shards": merged.shards,
         **{k: merged.settings[k] for k in ("classes", "target_kind", "ignore_index")},
         **{k: merged.settings[k] for k in ("label_smoothing", "weight")},
-        "inputs": [p.source for p in partials],
-        "warnings": [],
+        "inputs": inputs,
+        "warnings": messages,
     }
-    if json_output or output_path:
-        emit_json(document, Output(json=json_output, digits=digits, full=False, path=output_path))
-    if json_output:
+    if output.json or output.path:
+        emit_json(document, output)
+    if output.json:
         return
-    from lossctl.render import NumberFormat, facts_table
+    from rich.console import Group
 
-    fmt = NumberFormat(digits=digits)
-    emit_rich(
-        facts_table(
-            f"merged {merged.settings['op'].replace('_', ' ')} over {merged.shards} shards",
-            [
-                ("loss", fmt(merged.loss)),
-                ("reduction", str(merged.settings["reduction"])),
-                ("counted", str(merged.count)),
-                ("ignored", str(merged.ignored)),
-                ("sum", fmt(merged.total)),
-                ("denominator", fmt(merged.exact_denominator.to_float())),
-            ],
-        )
+    from lossctl.render import array_grid, facts_table
+
+    fmt = output.number_format()
+    per_position = merged.settings["reduction"] == "none"
+    title = f"{merged.settings['op'].replace('_', ' ')} over {merged.shards} shards"
+    facts = facts_table(
+        title,
+        [
+            ("loss", "per position, below" if per_position else fmt(merged.loss)),
+            ("reduction", str(merged.settings["reduction"])),
+            ("counted", str(merged.count)),
+            ("ignored", str(merged.ignored)),
+            ("sum", fmt(merged.total)),
+            ("denominator", fmt(merged.exact_denominator.to_float())),
+        ],
     )
+    if not per_position:
+        emit_rich(facts)
+        return
+    grid = array_grid(
+        merged.loss, title=f"{title}, per position", fmt=fmt, summary=output.summary()
+    )
+    emit_rich(Group(facts, grid))
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

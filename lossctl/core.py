@@ -224,7 +224,11 @@ def _check_weight(weight: npt.ArrayLike | None, classes: int) -> FloatArray | No
     return w
 
 
-def _check_options(reduction: str, label_smoothing: float) -> None:
+def _check_options(reduction: str, label_smoothing: float, ignore_index: int) -> None:
+    if not -(2**63) <= ignore_index < 2**63:
+        raise InputError(
+            f"ignore_index must fit in a 64-bit integer, as in PyTorch; got {ignore_index}"
+        )
     if reduction not in REDUCTIONS:
         raise InputError(f"reduction must be one of mean, sum, none; got {reduction!r}")
     if not 0.0 <= label_smoothing <= 1.0:  # also refuses NaN
@@ -332,6 +336,7 @@ def loss_result(
     label_smoothing: float = 0.0,
     class_dim: int | None = None,
     precision: Precision = "auto",
+    on_rows: Callable[[int, int], None] | None = None,
 ) -> LossResult:
     """NLL or cross-entropy with the counts and partial sums behind it.
 
@@ -339,7 +344,8 @@ def loss_result(
     0 where ``t_n == ignore_index``; mean divides by ``sum_n w[t_n]`` over counted positions.
     Probability targets: ``l_n = -sum_c w_c·q'[n, c]·logp[n, c]`` with
     ``q' = (1-eps)·q + eps/C``; mean divides by the number of positions.
-    For ``nll_loss`` the input is taken as ``logp`` as it is. Cross-entropy with
+    For ``nll_loss`` the input is taken as ``logp`` as it is. ``on_rows(k, M)`` reports
+    progress through the blocked kernel (``k`` more of ``M`` positions done). Cross-entropy with
     class-index targets and no smoothing reads the input in its own dtype, block by
     block (:func:`lossctl.kernels.nll_of_logits`, ``precision`` "auto" or "float64");
     every other path converts it to float64.
@@ -348,7 +354,7 @@ def loss_result(
     labels = np.asarray(target)
     if labels.dtype.kind not in "iuf":
         raise InputError(f"target must hold numbers, got dtype {labels.dtype}", "target")
-    _check_options(reduction, label_smoothing)
+    _check_options(reduction, label_smoothing, ignore_index)
     if precision not in PRECISIONS:
         raise InputError(f"precision must be one of auto, float64; got {precision!r}")
     axis = _resolve_class_dim(array.shape, labels.shape, class_dim)
@@ -377,7 +383,7 @@ def loss_result(
         rows = float64_rows()
         logp = log_softmax_rows(rows)
         weighted = probs if w is None else probs * w
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             per_row = -np.sum(weighted * logp, axis=1)
         count = rows.shape[0]
         return _reduce(
@@ -400,7 +406,7 @@ def loss_result(
         smooth = None
     elif label_smoothing == 0.0:
         moved = np.moveaxis(array, axis, -1)
-        picked = nll_of_logits(moved, indices, precision=precision).reshape(-1)
+        picked = nll_of_logits(moved, indices, precision=precision, on_rows=on_rows).reshape(-1)
         smooth = None
     else:
         rows = float64_rows()

@@ -31,7 +31,7 @@ import math
 import mmap
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
@@ -107,6 +107,7 @@ def nll_of_logits(
     precision: Precision = "auto",
     workers: int | None = None,
     block_bytes: int = BLOCK_BYTES,
+    on_rows: Callable[[int, int], None] | None = None,
 ) -> FloatArray:
     """``nll[i] = -log softmax(rows[i])[targets[i]] = log1p(tail_i) + (m_i - x_{i,t_i})``.
 
@@ -114,6 +115,8 @@ def nll_of_logits(
     an ``np.memmap`` included); ``targets`` holds one class index per row, of
     the leading shape or flattened. Returns a float64 array of the leading shape.
     Nothing of the input's size is allocated: at most one block per worker.
+    ``on_rows(k, M)`` is called (from the worker threads) after each block of ``k`` of the
+    ``M`` rows (for a progress bar).
     """
     x = np.asarray(rows)
     if x.ndim == 0:
@@ -149,6 +152,8 @@ def nll_of_logits(
             for r0, r1 in todo:
                 _nll_block(source.block(r0, r1), t[r0:r1], buffer[: r1 - r0], out[r0:r1])
                 source.release(r0, r1)
+                if on_rows is not None:
+                    on_rows(r1 - r0, count)
         finally:
             _in_worker.active = nested
 

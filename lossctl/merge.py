@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lossctl.core import FloatArray, LossResult
 from lossctl.errors import InputError
 from lossctl.exactsum import ZERO, ExactSum, exact_mean, parse_exact
 
@@ -41,10 +42,14 @@ class Partial:
 
 @dataclass(frozen=True)
 class Merged:
-    """The loss of all shards together, with its own partial sums (mergeable again)."""
+    """The loss of all shards together, with its own partial sums (mergeable again).
+
+    ``loss`` is the per-position array for ``reduction='none'`` (set by the caller, who
+    has the arrays; documents never carry them).
+    """
 
     settings: dict[str, Any]
-    loss: float
+    loss: float | FloatArray
     total: float
     exact_total: ExactSum | None
     exact_denominator: ExactSum
@@ -91,6 +96,26 @@ def partial_from_document(document: Mapping[str, Any], source: str) -> Partial:
     ignored = _field(document, "ignored", int, source)
     settings = {name: document.get(name) for name in SAME_IN_EVERY_SHARD}
     return Partial(source, settings, total, exact_total, exact_denominator, count, ignored)
+
+
+def partial_from_result(result: LossResult, settings: dict[str, Any], source: str) -> Partial:
+    """The additive pieces of a freshly computed result; ``settings`` adds the options
+    (``ignore_index``, ``label_smoothing``, ``weight``) that must agree across shards."""
+    return Partial(
+        source=source,
+        settings={
+            "op": result.op,
+            "reduction": result.reduction,
+            "classes": result.input_shape[result.class_dim],
+            "target_kind": result.target_kind,
+            **settings,
+        },
+        total=result.total,
+        exact_total=result.exact_total,
+        exact_denominator=result.exact_denominator,
+        count=result.count,
+        ignored=result.ignored,
+    )
 
 
 def merge_partials(partials: Sequence[Partial]) -> Merged:

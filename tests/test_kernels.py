@@ -256,6 +256,8 @@ def test_memmapped_npy_gives_the_in_memory_result(tmp_path: Path, mode: str) -> 
 
 def test_memmap_pages_are_released_while_reading(tmp_path: Path) -> None:
     """Peak RSS of a child reading a 256 MiB memmap grows by far less than the file."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs /proc to read the peak RSS")
     path = tmp_path / "big.npy"
     rows, classes = 2048, 32768
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, classes))
@@ -282,8 +284,6 @@ def test_memmap_pages_are_released_while_reading(tmp_path: Path) -> None:
         print(hwm() - before)
         """
     )
-    if not Path("/proc/self/status").exists():
-        pytest.skip("needs /proc to read the peak RSS")
     proc = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
