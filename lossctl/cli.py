@@ -478,6 +478,33 @@ def loss_inputs(files: list[str] | None, manifest: str | None) -> list[tuple[str
     return split_arguments(files)
 
 
+def loss_command(op: str, params: dict[str, Any]) -> None:
+    """``ce`` and ``nll``: their parameters (the command's ``locals()``) into a run."""
+    options = LossOptions(
+        class_dim=params["class_dim"],
+        ignore_index=params["ignore_index"],
+        reduction=params["reduction"],
+        weight_spec=params["weight"],
+        label_smoothing=params["label_smoothing"],
+        key=params["key"],
+        labels_key=params["labels_key"],
+        precision=params["precision"].value,
+        quiet=params["quiet"],
+    )
+    output = Output(
+        json=params["json_output"],
+        digits=params["digits"],
+        full=params["full"],
+        explain=params["explain"],
+        path=params["output_path"],
+    )
+    extras = Extras.of(
+        params["grad"], params["metrics"], params["topk"], params["shift"], params["strict"]
+    )
+    pairs = loss_inputs(params["files"], params["manifest"])
+    run_loss_command(op, pairs, options, output=output, extras=extras)
+
+
 def run_loss_command(
     op: str,
     pairs: list[tuple[str, str]],
@@ -774,26 +801,7 @@ def ce_command(
 
     Example: lossctl ce examples/seed/logits.json examples/seed/labels.json
     """
-    options = LossOptions(
-        class_dim=class_dim,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        weight_spec=weight,
-        label_smoothing=label_smoothing,
-        key=key,
-        labels_key=labels_key,
-        precision=precision.value,
-        quiet=quiet,
-    )
-    run_loss_command(
-        "cross_entropy",
-        loss_inputs(files, manifest),
-        options,
-        output=Output(
-            json=json_output, digits=digits, full=full, explain=explain, path=output_path
-        ),
-        extras=Extras.of(grad, metrics, topk, shift, strict),
-    )
+    loss_command("cross_entropy", locals())
 
 
 @app.command("nll")
@@ -824,26 +832,7 @@ def nll_command(
 
     Example: lossctl nll examples/seed/logits.json examples/seed/labels.json
     """
-    options = LossOptions(
-        class_dim=class_dim,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        weight_spec=weight,
-        label_smoothing=0.0,
-        key=key,
-        labels_key=labels_key,
-        precision=precision.value,
-        quiet=quiet,
-    )
-    run_loss_command(
-        "nll_loss",
-        loss_inputs(files, manifest),
-        options,
-        output=Output(
-            json=json_output, digits=digits, full=full, explain=explain, path=output_path
-        ),
-        extras=Extras.of(grad, metrics, topk, shift, strict),
-    )
+    loss_command("nll_loss", locals() | {"label_smoothing": 0.0})
 
 
 @app.command("softmax")

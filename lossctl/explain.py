@@ -22,6 +22,7 @@ per position), and a separate list of positions otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -1129,30 +1130,11 @@ def explain_elementwise(
         steps += _shared_steps(rows, layout, x_cells)
         if op == "softmax":
             step = _softmax_step(rows, layout, article=False)
-            steps.append(
-                Step(
-                    key=step.key,
-                    title="Divide: softmax",
-                    formula=step.formula,
-                    note=step.note,
-                    grid=step.grid,
-                    grid_key=step.grid_key,
-                    columns=step.columns,
-                )
-            )
+            steps.append(dataclasses.replace(step, title="Divide: softmax"))
             identity = "softmax(x) = exp(x - max) / Σ_c exp(x_c - max) = exp(x) / Σ_c exp(x_c)"
         else:
             step = _log_softmax_step(rows, layout, article=False, columns=())
-            steps.append(
-                Step(
-                    key=step.key,
-                    title="Subtract: log-softmax",
-                    formula=step.formula,
-                    note=step.note,
-                    grid=step.grid,
-                    grid_key=step.grid_key,
-                )
-            )
+            steps.append(dataclasses.replace(step, title="Subtract: log-softmax"))
             identity = "log_softmax(x) = x - lse = log(softmax(x))"
         steps.append(
             Step(

@@ -75,7 +75,7 @@ def test_infinities_follow_pytorch() -> None:
     assert cross_entropy([[1.0, -np.inf, 0.0]], [0], label_smoothing=0.1) == np.inf
     assert np.all(np.isnan(softmax([[np.inf, 0.0]])))
     # NaN in an ignored row does not leak into the loss.
-    got = cross_entropy([[np.nan, 0.0], [1.0, 2.0]], [-100, 1])
+    got = cross_entropy([[np.nan, 0.0], [1.0, 2.0]], [-100, 1], class_dim=1)
     assert got == pytest.approx(cross_entropy([[1.0, 2.0]], [1]))
 
 
