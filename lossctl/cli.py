@@ -479,7 +479,8 @@ def loss_inputs(files: list[str] | None, manifest: str | None) -> list[tuple[str
 
 
 def loss_command(op: str, params: dict[str, Any]) -> None:
-    """``ce`` and ``nll``: their parameters (the command's ``locals()``) into a run."""
+    """``ce`` and ``nll``: their parameters (the command's ``locals()``) into a run of one
+    input, or of many shards."""
     options = LossOptions(
         class_dim=params["class_dim"],
         ignore_index=params["ignore_index"],
@@ -502,21 +503,9 @@ def loss_command(op: str, params: dict[str, Any]) -> None:
         params["grad"], params["metrics"], params["topk"], params["shift"], params["strict"]
     )
     pairs = loss_inputs(params["files"], params["manifest"])
-    run_loss_command(op, pairs, options, output=output, extras=extras)
-
-
-def run_loss_command(
-    op: str,
-    pairs: list[tuple[str, str]],
-    options: LossOptions,
-    *,
-    output: Output,
-    extras: Extras,
-) -> None:
-    """One input: the full report; several: each shard in turn, merged exactly."""
-    if len(pairs) == 1:
+    if len(pairs) == 1:  # one input: the full report
         run_loss(op, *pairs[0], options, output=output, extras=extras)
-    else:
+    else:  # several: each shard in turn, merged exactly
         run_shards(op, pairs, options, output=output, extras=extras)
 
 
