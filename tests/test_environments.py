@@ -171,7 +171,7 @@ def slow(handle, data, chunk=4096):
         time.sleep(0.01)
 
 output._write_chunked = slow
-from lossctl.cli import main
+from lossctl.terminal import main
 main(sys.argv[1:])
 """
 
@@ -576,7 +576,7 @@ def bug(*args, **kwargs):
     raise ZeroDivisionError("something\\nwent wrong")
 
 lossctl.core.loss_result = bug
-from lossctl.cli import main
+from lossctl.terminal import main
 main(sys.argv[1:])
 """
 
