@@ -136,6 +136,11 @@ def _positions(flat: npt.NDArray[np.intp], shape: tuple[int, ...]) -> list[list[
     return np.stack(np.unravel_index(flat, shape), axis=1).tolist()  # type: ignore[no-any-return]
 
 
+def _flagged(mask: npt.NDArray[np.bool_], shape: tuple[int, ...]) -> tuple[int, list[list[int]]]:
+    """How many positions ``mask`` flags, and the first few of them as index lists."""
+    return int(np.count_nonzero(mask)), _positions(np.flatnonzero(mask)[:EVIDENCE_POSITIONS], shape)
+
+
 def _fmt_pos(position: Sequence[int]) -> str:
     return "(" + ", ".join(map(str, position)) + ("," if len(position) == 1 else "") + ")"
 
@@ -761,9 +766,7 @@ def _check_neg_inf(ctx: _Context, labels: npt.NDArray[Any], smallest: float) -> 
         at_target = np.take_along_axis(neginf, index[:, None], axis=1)[:, 0] & counted
         at_zero = np.zeros_like(at_target)
     if at_target.any():
-        n = int(np.count_nonzero(at_target))
-        where = np.flatnonzero(at_target)[:EVIDENCE_POSITIONS]
-        positions = _positions(where, shape)
+        n, positions = _flagged(at_target, shape)
         ctx.add(
             "neg-inf-at-target",
             "warning",
@@ -777,9 +780,7 @@ def _check_neg_inf(ctx: _Context, labels: npt.NDArray[Any], smallest: float) -> 
     if smoothing:
         hit = neginf.any(axis=1) & counted & ~at_target
         if hit.any():
-            n = int(np.count_nonzero(hit))
-            where = np.flatnonzero(hit)[:EVIDENCE_POSITIONS]
-            positions = _positions(where, shape)
+            n, positions = _flagged(hit, shape)
             ctx.add(
                 "neg-inf-label-smoothing",
                 "warning",
@@ -792,9 +793,7 @@ def _check_neg_inf(ctx: _Context, labels: npt.NDArray[Any], smallest: float) -> 
                 positions=positions,
             )
     elif at_zero.any():
-        n = int(np.count_nonzero(at_zero))
-        where = np.flatnonzero(at_zero)[:EVIDENCE_POSITIONS]
-        positions = _positions(where, shape)
+        n, positions = _flagged(at_zero, shape)
         ctx.add(
             "neg-inf-zero-probability",
             "warning",
