@@ -35,8 +35,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lossctl import kernels
-from lossctl.core import cross_entropy
+from lossctl.core import kernels
+from lossctl.core.losses import cross_entropy
 
 FULL_SHAPES = [(8192, 32000), (2048, 50257), (512, 128256), (4096, 1000)]
 QUICK_SHAPES = [(1024, 32000), (256, 50257), (64, 128256), (4096, 1000)]
@@ -147,7 +147,7 @@ def print_table(results: list[dict[str, Any]], baseline: str) -> None:
 MEMMAP_CHILD = """
 import sys, time
 import numpy as np
-from lossctl.core import cross_entropy
+from lossctl.core.losses import cross_entropy
 
 def hwm():
     with open("/proc/self/status") as f:

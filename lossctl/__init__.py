@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 __version__ = "1.0.0"
 
 _EXPORTS = {
-    "AmbiguousClassAxisWarning": "lossctl.core",
-    "LossResult": "lossctl.core",
-    "cross_entropy": "lossctl.core",
-    "log_softmax": "lossctl.core",
-    "loss_result": "lossctl.core",
-    "nll_loss": "lossctl.core",
-    "softmax": "lossctl.core",
+    "AmbiguousClassAxisWarning": "lossctl.core.losses",
+    "LossResult": "lossctl.core.losses",
+    "cross_entropy": "lossctl.core.losses",
+    "log_softmax": "lossctl.core.losses",
+    "loss_result": "lossctl.core.losses",
+    "nll_loss": "lossctl.core.losses",
+    "softmax": "lossctl.core.losses",
     "InputError": "lossctl.errors",
     "LossctlError": "lossctl.errors",
     "ReadError": "lossctl.errors",
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from lossctl.core import (
+    from lossctl.core.losses import (
         AmbiguousClassAxisWarning,
         LossResult,
         cross_entropy,

@@ -11,7 +11,7 @@ import sys
 
 def main() -> None:
     try:
-        from lossctl.terminal import main as run
+        from lossctl.cli.process import main as run
     except KeyboardInterrupt:
         sys.stderr.write("lossctl: interrupted\n")
         raise SystemExit(130) from None

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lossctl.cli import app
+from lossctl.cli.app import app
 from tests.conftest import ROOT, SEED, as_array, load_reference_cases
 
 LOGITS = str(SEED / "logits.json")
@@ -336,7 +336,7 @@ def test_every_command_help_shows_an_example(command: str) -> None:
 
 def test_help_and_version_do_not_import_numpy() -> None:
     code = (
-        "import sys; from lossctl.cli import app\n"
+        "import sys; from lossctl.cli.app import app\n"
         "try:\n    app(['--version'])\nexcept SystemExit:\n    pass\n"
         "assert 'numpy' not in sys.modules, 'numpy imported'"
     )

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lossctl.cli import app
-from lossctl.core import log_softmax, loss_result, softmax
-from lossctl.doctor import CODES, Finding, diagnose, double_softmax_floor
+from lossctl.cli.app import app
+from lossctl.core.losses import log_softmax, loss_result, softmax
+from lossctl.doctor.checks import CODES, Finding, diagnose, double_softmax_floor
 from lossctl.errors import InputError
 from tests.conftest import ROOT, SEED
 

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lossctl.cli import app
+from lossctl.cli.app import app
 from tests.conftest import ROOT, SEED
 from tests.test_hostile import clean_env, lossctl_command, run_lossctl
 
@@ -145,12 +145,12 @@ def test_ctrl_c_during_a_long_computation(big: dict[str, Path]) -> None:
 
 
 def test_ctrl_c_in_process_is_130_and_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    import lossctl.core
+    import lossctl.core.losses
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(lossctl.core, "loss_result", interrupted)
+    monkeypatch.setattr(lossctl.core.losses, "loss_result", interrupted)
     result = runner.invoke(app, ["ce", LOGITS, LABELS])
     assert result.exit_code == 130
     assert result.stderr == "lossctl: interrupted\n"
@@ -161,7 +161,7 @@ def test_ctrl_c_in_process_is_130_and_one_line(monkeypatch: pytest.MonkeyPatch) 
 
 _SLOW_WRITER = """
 import os, sys, time
-import lossctl.output as output
+import lossctl.io.atomic as output
 
 def slow(handle, data, chunk=4096):
     open(os.environ["LOSSCTL_TEST_MARKER"], "w").close()  # writing has begun
@@ -171,7 +171,7 @@ def slow(handle, data, chunk=4096):
         time.sleep(0.01)
 
 output._write_chunked = slow
-from lossctl.terminal import main
+from lossctl.cli.process import main
 main(sys.argv[1:])
 """
 
@@ -349,12 +349,12 @@ def test_output_failing_after_the_check_is_one_error_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The directory vanishes (or fills up) between the check and the write."""
-    import lossctl.output
+    import lossctl.io.atomic
 
     def no_temporary(path: str, directory: str, name: str) -> tuple[str, int]:
-        raise lossctl.output.OutputError(f"cannot write {path}: Read-only file system")
+        raise lossctl.io.atomic.OutputError(f"cannot write {path}: Read-only file system")
 
-    monkeypatch.setattr(lossctl.output, "_create_temporary", no_temporary)
+    monkeypatch.setattr(lossctl.io.atomic, "_create_temporary", no_temporary)
     result = runner.invoke(app, ["softmax", LOGITS, "-o", str(tmp_path / "s.json")])
     assert result.exit_code == 1
     assert (
@@ -570,13 +570,13 @@ def test_closed_stderr_keeps_the_exit_codes() -> None:
 
 _BUGGY = """
 import sys
-import lossctl.core
+import lossctl.core.losses
 
 def bug(*args, **kwargs):
     raise ZeroDivisionError("something\\nwent wrong")
 
-lossctl.core.loss_result = bug
-from lossctl.terminal import main
+lossctl.core.losses.loss_result = bug
+from lossctl.cli.process import main
 main(sys.argv[1:])
 """
 
@@ -614,11 +614,11 @@ def test_help_still_works_and_exits_0() -> None:
     assert bare.code == 2 and b"Usage" in bare.stdout + bare.stderr
 
 
-# ---- lossctl.output on its own ---------------------------------------------------------------
+# ---- lossctl.io.atomic on its own ---------------------------------------------------------------
 
 
 def test_json_for_encoding_keeps_the_document_valid() -> None:
-    from lossctl.output import json_for_encoding
+    from lossctl.io.atomic import json_for_encoding
 
     text = json.dumps({"input": "données\udcff.json", "x": [1.5]}, ensure_ascii=False)
     assert "\\udcff" in json_for_encoding(text, "utf-8")  # a lone surrogate: escaped
@@ -630,7 +630,7 @@ def test_json_for_encoding_keeps_the_document_valid() -> None:
 
 
 def test_unencodable_handler() -> None:
-    from lossctl.output import UNENCODABLE
+    from lossctl.io.atomic import UNENCODABLE
 
     assert "Σ w … ε·x".encode("ascii", UNENCODABLE) == b"sum w ... eps*x"
     assert "a\udcffb".encode("utf-8", UNENCODABLE) == b"a\xffb"
@@ -638,7 +638,7 @@ def test_unencodable_handler() -> None:
 
 
 def test_npy_output_of_a_result_without_numbers_is_refused(tmp_path: Path) -> None:
-    from lossctl.output import OutputError, write_result
+    from lossctl.io.atomic import OutputError, write_result
 
     for array in (None, "cross_entropy", np.array([object()])):
         with pytest.raises(OutputError, match="not an array of numbers"):
@@ -649,7 +649,7 @@ def test_npy_output_of_a_result_without_numbers_is_refused(tmp_path: Path) -> No
 def test_write_atomic_refuses_directories_and_sockets(tmp_path: Path) -> None:
     import socket
 
-    from lossctl.output import OutputError, write_atomic
+    from lossctl.io.atomic import OutputError, write_atomic
 
     def write(handle: IO[bytes]) -> None:
         handle.write(b"x")

@@ -21,9 +21,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from lossctl.cli import app
-from lossctl.core import cross_entropy, log_softmax, loss_result, softmax
-from lossctl.explain import (
+from lossctl.cli.app import app
+from lossctl.core.losses import cross_entropy, log_softmax, loss_result, softmax
+from lossctl.explain.trace import (
     Edges,
     Step,
     Trace,
@@ -33,9 +33,9 @@ from lossctl.explain import (
     kept_indices,
     steps_json,
 )
-from lossctl.jsonout import dumps
-from lossctl.render import NumberFormat
-from lossctl.render_explain import explain_view
+from lossctl.io.documents import dumps
+from lossctl.render.explain import explain_view
+from lossctl.render.results import NumberFormat
 from tests.conftest import ROOT, SEED
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -395,7 +395,7 @@ def test_class_axis_first_summarises_positions_across() -> None:
 
 def test_explain_work_is_bounded_by_the_shown_positions(monkeypatch: pytest.MonkeyPatch) -> None:
     """Beyond the loss itself, only the shown rows go through row_stats."""
-    import lossctl.explain as explain
+    import lossctl.explain.trace as explain
 
     seen: list[tuple[int, ...]] = []
     original = explain.row_stats
@@ -467,7 +467,7 @@ def test_terminal_output_is_coloured_and_marks_survive_without_colour() -> None:
 
 
 def test_kept_indices_matches_render() -> None:
-    from lossctl.render import kept_indices as render_kept
+    from lossctl.render.results import kept_indices as render_kept
 
     for length in (0, 3, 10, 11, 50):
         assert list(kept_indices(length, 4, small=0)) == render_kept(length, 4)

@@ -46,7 +46,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from typer.testing import CliRunner
 
-from lossctl.cli import app
+from lossctl.cli.app import app
 from tests.conftest import ROOT, SEED
 
 SCALE = float(os.environ.get("LOSSCTL_FUZZ_SCALE", "1"))

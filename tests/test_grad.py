@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lossctl.cli import app
-from lossctl.core import loss_result
-from lossctl.grad import loss_grad
+from lossctl.cli.app import app
+from lossctl.core.grad import loss_grad
+from lossctl.core.losses import loss_result
 from tests.conftest import ROOT, SEED, decode
 
 GRAD_CASES_FILE = ROOT / "tests" / "data" / "grad_cases.json"
@@ -215,7 +215,7 @@ def test_nll_explain_gradient_step_says_only_the_target_moves() -> None:
 
 
 def test_blocks_of_rows_give_the_same_gradient(monkeypatch: pytest.MonkeyPatch) -> None:
-    import lossctl.grad as grad_module
+    import lossctl.core.grad as grad_module
 
     rng = np.random.default_rng(9)
     x = rng.normal(size=(3, 7, 5)).astype(np.float32)

@@ -38,7 +38,7 @@ import typer.main
 import typer.testing
 from typer.testing import CliRunner
 
-from lossctl.cli import app
+from lossctl.cli.app import app
 from tests.conftest import ROOT
 
 DOCS = ROOT / "docs" / "errors.md"

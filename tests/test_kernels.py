@@ -14,8 +14,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from lossctl import core, cross_entropy, loss_result
-from lossctl.kernels import nll_of_logits
+from lossctl import cross_entropy, loss_result
+from lossctl.core import losses as core
+from lossctl.core.kernels import nll_of_logits
 
 F32_RTOL = 5e-7
 F64_RTOL = 1e-12
@@ -268,7 +269,7 @@ def test_memmap_pages_are_released_while_reading(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import numpy as np
-        from lossctl.kernels import nll_of_logits
+        from lossctl.core.kernels import nll_of_logits
 
         def hwm():
             for line in open("/proc/self/status"):

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lossctl import loss_result
+from lossctl.core.exactsum import exact_sum, parse_exact
+from lossctl.core.merge import merge_partials, partial_from_document
 from lossctl.errors import InputError
-from lossctl.exactsum import exact_sum, parse_exact
-from lossctl.merge import merge_partials, partial_from_document
 from tests.conftest import ROOT
 
 BIN = Path(sys.executable).parent
@@ -49,7 +49,7 @@ def shard_documents(
     x: np.ndarray, y: np.ndarray, cuts: list[int], **options: Any
 ) -> list[dict[str, Any]]:
     """The JSON documents `lossctl ce --json` writes, one per shard, through the real CLI code."""
-    from lossctl.cli import exact_document
+    from lossctl.cli.app import exact_document
 
     documents = []
     for part_x, part_y in zip(np.split(x, cuts), np.split(y, cuts), strict=True):

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import lossctl.metrics as metrics_module
-from lossctl.cli import app
-from lossctl.core import cross_entropy, log_softmax
+import lossctl.core.metrics as metrics_module
+from lossctl.cli.app import app
+from lossctl.core.losses import cross_entropy, log_softmax
+from lossctl.core.metrics import causal_shift, compute_metrics, unshift_grad
 from lossctl.errors import InputError
-from lossctl.metrics import causal_shift, compute_metrics, unshift_grad
 from tests.conftest import ROOT, SEED
 
 LOGITS = str(SEED / "logits.json")

@@ -1,4 +1,4 @@
-"""lossctl.readers: every format, hostile inputs, and "ReadError or a valid array, nothing else"."""
+"""lossctl.io.readers: every format, hostile inputs, "ReadError or a valid array, nothing else"."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lossctl import readers
 from lossctl.errors import LossctlError, ReadError
-from lossctl.readers import Loaded, parse_number_list, read_array
+from lossctl.io import readers
+from lossctl.io.readers import Loaded, parse_number_list, read_array
 
 INPUTS = Path(__file__).resolve().parent / "inputs"
 NAN = float("nan")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lossctl.errors import InputError, ReadError
-from lossctl.shards import expand, natural_key, pair, read_manifest, split_arguments
+from lossctl.io.shards import expand, natural_key, pair, read_manifest, split_arguments
 
 BIN = Path(sys.executable).parent
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lossctl.core import DEFAULT_IGNORE_INDEX, FloatArray, LossOp, normalize_axis
+from lossctl.core.losses import DEFAULT_IGNORE_INDEX, FloatArray, LossOp, normalize_axis
 from lossctl.errors import InputError
 
 CHUNK_ELEMENTS = 1 << 22
@@ -95,7 +95,7 @@ def _rows_last(x: npt.NDArray[Any], axis: int) -> npt.NDArray[Any]:
 
 
 def _looks_like_log_probabilities(x: npt.NDArray[Any], axis: int) -> bool:
-    from lossctl.doctor import input_kind
+    from lossctl.doctor.checks import input_kind
 
     return input_kind(x, axis, detailed=False).kind == "log-probabilities"
 

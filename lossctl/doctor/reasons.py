@@ -7,7 +7,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from lossctl.core import LossResult
+from lossctl.core.losses import LossResult
 
 
 def nonfinite_reason(result: LossResult, values: npt.NDArray[np.floating]) -> str | None:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lossctl.core import (
+from lossctl.core.losses import (
     DEFAULT_IGNORE_INDEX,
     FloatArray,
     LossOp,

@@ -15,9 +15,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from lossctl.doctor import Finding
-from lossctl.metrics import Metrics
-from lossctl.render import NumberFormat, Summary, array_grid, facts_table, shape_text
+from lossctl.core.metrics import Metrics
+from lossctl.doctor.checks import Finding
+from lossctl.render.results import NumberFormat, Summary, array_grid, facts_table, shape_text
 
 PER_CLASS_ROWS = 20
 SEVERITY_STYLES = {"info": "cyan", "warning": "yellow", "error": "bold red"}

@@ -1,10 +1,10 @@
 """The ``--explain`` trace: every intermediate step of a loss or a softmax, as data.
 
-Pure NumPy: no rich, no typer, no I/O. :mod:`lossctl.render_explain` draws the
+Pure NumPy: no rich, no typer, no I/O. :mod:`lossctl.render.explain` draws the
 steps as tables and :func:`steps_json` turns them into the ``steps`` array of
 ``--json``.
 
-Every number comes from :mod:`lossctl.core` (``row_stats``, ``log_softmax_rows``,
+Every number comes from :mod:`lossctl.core.losses` (``row_stats``, ``log_softmax_rows``,
 ``loss_result``), so the trace shows the very float64 values the loss was
 computed from. The work is O(size of the input) and mostly less: the loss is
 computed once over everything (or handed in by the caller), and the per-class
@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from lossctl.core import (
+from lossctl.core.losses import (
     DEFAULT_IGNORE_INDEX,
     FloatArray,
     LossOp,

@@ -4,7 +4,7 @@ Pure NumPy: no I/O, no printing. Everything is computed in float64 whatever the
 input dtype, with the maximum shifted out and the maximum term split off with
 ``log1p`` so that confident predictions keep their small losses exactly, except
 cross-entropy with class-index targets and no label smoothing, which goes through
-the blocked kernel of :mod:`lossctl.kernels` (float32 ``exp`` with float64 sums for
+the blocked kernel of :mod:`lossctl.core.kernels` (float32 ``exp`` with float64 sums for
 float16/float32 input unless ``precision="float64"``; no float64 copy of the input)::
 
     m      = max_c x_c
@@ -25,9 +25,9 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from lossctl.core.exactsum import ExactSum, exact_mean, exact_sum
+from lossctl.core.kernels import PRECISIONS, Precision, nll_of_logits
 from lossctl.errors import InputError
-from lossctl.exactsum import ExactSum, exact_mean, exact_sum
-from lossctl.kernels import PRECISIONS, Precision, nll_of_logits
 
 Reduction = Literal["mean", "sum", "none"]
 TargetKind = Literal["indices", "probabilities"]

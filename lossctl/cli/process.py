@@ -2,7 +2,7 @@
 
 0 success; 1 invalid input; 2 usage; 3 internal error; 130 interrupted; 141 standard
 output closed by its reader; 143 terminated (see docs/errors.md). The commands
-themselves live in :mod:`lossctl.cli`, imported when the app runs.
+themselves live in :mod:`lossctl.cli.app`, imported when the app runs.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def run_cli(args: list[str]) -> int:
         # "lossctl: warning:" lines (collect_warnings records warnings despite this).
         warnings.simplefilter("ignore")
     try:
-        from lossctl.cli import app
+        from lossctl.cli.app import app
 
         result = app(args, standalone_mode=False)
         if sys.stdout is not None:  # what was printed outside write_stdout (--version)
@@ -125,7 +125,7 @@ def prepare_streams() -> None:
     """Make stdout and stderr unable to fail on encoding (``LANG=C``, odd file names)."""
     import io
 
-    from lossctl.output import UNENCODABLE
+    from lossctl.io.atomic import UNENCODABLE
 
     if sys.stderr is None:  # started with stderr closed (2>&-)
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives until exit

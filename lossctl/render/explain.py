@@ -1,4 +1,4 @@
-"""Rich renderables of an ``--explain`` trace (:mod:`lossctl.explain`): one block per step.
+"""Rich renderables of an ``--explain`` trace (:mod:`lossctl.explain.trace`): one block per step.
 
 Each step is a heading (number, title, formula), a one-line note and its
 numbers: the arrays laid out as the user gave them, with each position's
@@ -16,7 +16,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from lossctl.explain import (
+from lossctl.explain.trace import (
     ELLIPSIS,
     Column,
     LossStats,
@@ -24,7 +24,7 @@ from lossctl.explain import (
     Trace,
     equation,
 )
-from lossctl.render import NumberFormat
+from lossctl.render.results import NumberFormat
 
 INDENT = 3
 TARGET_STYLE = "bold green"

@@ -20,16 +20,16 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from lossctl import __version__
+from lossctl.cli.process import StdoutClosed, reason, report_interrupt
 from lossctl.errors import EXIT_INPUT, InputError, LossctlError
-from lossctl.terminal import StdoutClosed, reason, report_interrupt
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from lossctl.explain import Edges
-    from lossctl.readers import Loaded
-    from lossctl.render import NumberFormat, Summary
+    from lossctl.explain.trace import Edges
+    from lossctl.io.readers import Loaded
+    from lossctl.render.results import NumberFormat, Summary
 
 app = typer.Typer(
     name="lossctl",
@@ -56,7 +56,7 @@ JsonOption = Annotated[
 def check_output_option(value: str | None) -> str | None:
     """``--output``: refuse an impossible path before any work (exit code 2)."""
     if value is not None:
-        from lossctl.output import check_output_path
+        from lossctl.io.atomic import check_output_path
 
         problem = check_output_path(value)
         if problem:
@@ -248,18 +248,18 @@ class Output:
     path: str | None = None  # --output FILE: the JSON document, or the array for *.npy
 
     def number_format(self) -> NumberFormat:
-        from lossctl.render import NumberFormat
+        from lossctl.render.results import NumberFormat
 
         return NumberFormat(digits=self.digits)
 
     def summary(self) -> Summary:
-        from lossctl.render import Summary
+        from lossctl.render.results import Summary
 
         return Summary.full() if self.full else Summary()
 
     def edges(self) -> Edges:
         """How much of a large input ``--explain`` shows."""
-        from lossctl.explain import Edges
+        from lossctl.explain.trace import Edges
 
         return Edges.full() if self.full else Edges()
 
@@ -293,7 +293,7 @@ def check_stdin_readable() -> None:
 
 
 def read(spec: str, key: str | None) -> Loaded:
-    from lossctl.readers import read_array
+    from lossctl.io.readers import read_array
 
     if is_stdin_spec(spec):  # also --weight -, which check_stdin does not see
         check_stdin_readable()
@@ -306,7 +306,7 @@ def read_weight(spec: str | None) -> npt.NDArray[np.float64] | None:
         return None
     import os
 
-    from lossctl.readers import parse_number_list
+    from lossctl.io.readers import parse_number_list
 
     if spec == "-" or os.path.exists(spec.rsplit(":", 1)[0]):
         return read(spec, None).array.astype("float64")
@@ -321,12 +321,12 @@ def emit_json(document: dict[str, Any], output: Output | None = None) -> None:
     array for mean/sum).
     """
     if output is not None and output.path is not None:
-        from lossctl.output import write_result
+        from lossctl.io.atomic import write_result
 
         write_result(output.path, document, document.get("result", document.get("loss")))
         return
-    from lossctl.jsonout import dumps
-    from lossctl.output import json_for_encoding
+    from lossctl.io.atomic import json_for_encoding
+    from lossctl.io.documents import dumps
 
     write_stdout(json_for_encoding(dumps(document), getattr(sys.stdout, "encoding", None)))
 
@@ -426,8 +426,8 @@ def compute_loss(
     class_dim: int | None,
 ) -> tuple[Any, list[str], dict[str, str | None]]:
     """``loss_result`` on read inputs: the result, the warnings it raised, the sources."""
-    from lossctl.core import loss_result
-    from lossctl.progress import Progress
+    from lossctl.cli.progress import Progress
+    from lossctl.core.losses import loss_result
 
     sources = {"input": values.source, "target": labels.source, "weight": options.weight_spec}
     progress = Progress(0, "positions", enabled=not options.quiet)
@@ -455,7 +455,7 @@ def compute_loss(
 
 def loss_inputs(files: list[str] | None, manifest: str | None) -> list[tuple[str, str]]:
     """(input, labels) pairs from the arguments or a manifest (one pair per shard)."""
-    from lossctl.shards import read_manifest, split_arguments
+    from lossctl.io.shards import read_manifest, split_arguments
 
     if manifest is not None:
         if files:
@@ -514,8 +514,8 @@ def run_shards(
     """
     import numpy as np
 
-    from lossctl.merge import merge_partials, partial_from_result
-    from lossctl.progress import Progress
+    from lossctl.cli.progress import Progress
+    from lossctl.core.merge import merge_partials, partial_from_result
 
     if output.explain or extras.grad or extras.metrics or extras.shift:
         raise InputError(
@@ -595,7 +595,7 @@ def run_loss(
     for message in messages:
         warn(message)
     if output.explain:
-        from lossctl.explain import explain_loss
+        from lossctl.explain.trace import explain_loss
 
         trace = explain_loss(
             op,  # type: ignore[arg-type]
@@ -611,7 +611,7 @@ def run_loss(
         )
         trace = with_gradient_step(trace, checks, result, weight is not None, label_smoothing)
         if output.json or output.path:
-            from lossctl.explain import steps_json
+            from lossctl.explain.trace import steps_json
 
             document = loss_document(
                 result, sources, ignore_index, label_smoothing, weight, messages
@@ -619,7 +619,7 @@ def run_loss(
             document["steps"] = steps_json(trace, output.number_format())
             emit_json(document | checks.document(), output)
         if not output.json:
-            from lossctl.render_explain import explain_view
+            from lossctl.render.explain import explain_view
 
             emit_rich(explain_view(trace, fmt=output.number_format()))
             emit_loss_extras(checks, result, output)
@@ -631,7 +631,7 @@ def run_loss(
     if output.json:
         finish_strict(extras.strict, messages)
         return
-    from lossctl.render import loss_view
+    from lossctl.render.results import loss_view
 
     emit_rich(
         loss_view(
@@ -687,7 +687,7 @@ def run_elementwise(
     """Read, compute and print ``softmax``, ``log-softmax`` or ``log``."""
     import numpy as np
 
-    from lossctl.core import log_softmax, normalize_axis, softmax
+    from lossctl.core.losses import log_softmax, normalize_axis, softmax
 
     check_stdin([input_spec])
     values = read(input_spec, key)
@@ -708,7 +708,7 @@ def run_elementwise(
     for message in messages:
         warn(message)
     if output.explain:
-        from lossctl.explain import explain_elementwise
+        from lossctl.explain.trace import explain_elementwise
 
         trace = explain_elementwise(
             op,  # type: ignore[arg-type]
@@ -726,18 +726,18 @@ def run_elementwise(
             "warnings": messages,
         }
         if output.explain:
-            from lossctl.explain import steps_json
+            from lossctl.explain.trace import steps_json
 
             document["steps"] = steps_json(trace, output.number_format())
         emit_json(document, output)
     if output.json:
         return
     if output.explain:
-        from lossctl.render_explain import explain_view
+        from lossctl.render.explain import explain_view
 
         emit_rich(explain_view(trace, fmt=output.number_format()))
         return
-    from lossctl.render import elementwise_view
+    from lossctl.render.results import elementwise_view
 
     emit_rich(
         elementwise_view(
@@ -930,7 +930,7 @@ def shifted_inputs(
     """``--shift``: drop the last logit position and the first label (Hugging Face)."""
     import dataclasses
 
-    from lossctl.metrics import causal_shift
+    from lossctl.core.metrics import causal_shift
 
     x, y, axis = causal_shift(values.array, labels.array, class_dim)
     return dataclasses.replace(values, array=x), dataclasses.replace(labels, array=y), axis
@@ -954,8 +954,8 @@ def loss_checks(
     ``messages`` are the core's warnings; a finding that says the same thing better
     replaces them (the ambiguous class axis, the NaN of a mean over no targets).
     """
-    from lossctl.diagnose import nonfinite_reason
-    from lossctl.doctor import diagnose
+    from lossctl.doctor.checks import diagnose
+    from lossctl.doctor.reasons import nonfinite_reason
 
     findings = [
         finding
@@ -987,8 +987,8 @@ def loss_checks(
         kept.append(reason)
     checks = LossChecks(findings=findings, shift=extras.shift)
     if extras.grad:
-        from lossctl.grad import grad_from_result
-        from lossctl.metrics import unshift_grad
+        from lossctl.core.grad import grad_from_result
+        from lossctl.core.metrics import unshift_grad
 
         grad = grad_from_result(
             result,
@@ -1000,7 +1000,7 @@ def loss_checks(
         )
         checks.grad = unshift_grad(grad) if extras.shift else grad
     if extras.metrics:
-        from lossctl.metrics import compute_metrics
+        from lossctl.core.metrics import compute_metrics
 
         checks.metrics = compute_metrics(
             op,  # type: ignore[arg-type]
@@ -1021,8 +1021,8 @@ def with_gradient_step(
         return trace
     import dataclasses
 
-    from lossctl.explain import Step
-    from lossctl.grad import explain_step
+    from lossctl.core.grad import explain_step
+    from lossctl.explain.trace import Step
 
     fields = explain_step(
         checks.grad[..., :-1, :] if checks.shift else checks.grad,  # the trace is shifted
@@ -1038,7 +1038,7 @@ def emit_loss_extras(checks: LossChecks, result: Any, output: Output) -> None:
     """The gradient grid and the metrics tables, after the result."""
     from rich.console import Group
 
-    from lossctl.render_doctor import grad_view, metrics_view
+    from lossctl.render.findings import grad_view, metrics_view
 
     parts: list[Any] = []
     if checks.grad is not None and not output.explain:
@@ -1107,7 +1107,7 @@ def doctor_command(
 
     Example: lossctl doctor examples/mistakes/probs.json examples/seed/labels.json
     """
-    from lossctl.doctor import diagnose
+    from lossctl.doctor.checks import diagnose
 
     op = "cross_entropy" if loss == LossName.ce else "nll_loss"
     if op == "nll_loss" and label_smoothing:
@@ -1147,7 +1147,7 @@ def doctor_command(
             Output(json=json_output, digits=4, full=False, path=output_path),
         )
     if not json_output:
-        from lossctl.render_doctor import findings_view
+        from lossctl.render.findings import findings_view
 
         emit_rich(findings_view(findings), soft_wrap=True)
     problems = [finding for finding in findings if finding.severity != "info"]
@@ -1168,8 +1168,8 @@ def merge_command(
 
     Example: lossctl merge shard-0.json shard-1.json  (each from lossctl ce ... --json)
     """
-    from lossctl.merge import merge_partials, partial_from_document
-    from lossctl.readers import read_document
+    from lossctl.core.merge import merge_partials, partial_from_document
+    from lossctl.io.readers import read_document
 
     check_stdin(results)
     partials = [
@@ -1203,7 +1203,7 @@ def emit_merged(merged: Any, inputs: list[Any], messages: list[str], output: Out
         return
     from rich.console import Group
 
-    from lossctl.render import array_grid, facts_table
+    from lossctl.render.results import array_grid, facts_table
 
     fmt = output.number_format()
     per_position = merged.settings["reduction"] == "none"

@@ -16,7 +16,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from lossctl.core import LossResult
+from lossctl.core.losses import LossResult
 
 ELLIPSIS = "…"
 OP_TITLES = {

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from lossctl.core import (
+from lossctl.core.losses import (
     DEFAULT_IGNORE_INDEX,
     AmbiguousClassAxisWarning,
     FloatArray,

@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lossctl.core import FloatArray, LossResult
+from lossctl.core.exactsum import ZERO, ExactSum, exact_mean, parse_exact
+from lossctl.core.losses import FloatArray, LossResult
 from lossctl.errors import InputError
-from lossctl.exactsum import ZERO, ExactSum, exact_mean, parse_exact
 
 MERGEABLE_OPS = ("cross_entropy", "nll_loss")
 SAME_IN_EVERY_SHARD = (

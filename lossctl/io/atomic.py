@@ -114,7 +114,7 @@ def write_result(path: str, document: Mapping[str, Any], array: Any) -> None:
 
         write_atomic(path, save)
         return
-    from lossctl.jsonout import dumps
+    from lossctl.io.documents import dumps
 
     data = json_for_encoding(dumps(dict(document)), "utf-8").encode("utf-8")
     write_atomic(path, lambda handle: _write_chunked(handle, data))
