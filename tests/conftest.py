@@ -10,16 +10,15 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-VECTORS = ROOT.parent / "shared" / "vectors" / "reference_cases.json"
+VECTORS = ROOT / "tests" / "data" / "reference" / "reference_cases.json"
 SEED = ROOT / "examples" / "seed"
 
 
 def load_reference_cases() -> list[dict[str, Any]]:
-    """Every case of ../shared/vectors; a missing file fails loudly (never skips)."""
+    """Every PyTorch reference case (tests/data/reference); a missing file fails loudly."""
     if not VECTORS.is_file():
         raise FileNotFoundError(
-            f"reference vectors not found at {VECTORS}: the test suite needs ../shared/ beside "
-            "the project root"
+            f"reference vectors not found at {VECTORS}: the repository is incomplete"
         )
     cases: list[dict[str, Any]] = json.loads(VECTORS.read_text())["cases"]
     assert len(cases) > 200, "the reference file looks truncated"

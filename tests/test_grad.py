@@ -215,7 +215,7 @@ def test_nll_explain_gradient_step_says_only_the_target_moves() -> None:
 
 
 def test_blocks_of_rows_give_the_same_gradient(monkeypatch: pytest.MonkeyPatch) -> None:
-    import lossctl.core.grad as grad_module
+    import lossctl.core.rows as rows_module
 
     rng = np.random.default_rng(9)
     x = rng.normal(size=(3, 7, 5)).astype(np.float32)
@@ -224,7 +224,7 @@ def test_blocks_of_rows_give_the_same_gradient(monkeypatch: pytest.MonkeyPatch) 
     q /= q.sum(axis=2, keepdims=True)
     options: dict[str, Any] = {"class_dim": 2, "label_smoothing": 0.1, "weight": np.arange(1, 6)}
     whole = [loss_grad("cross_entropy", x, t, **options) for t in (y, q)]
-    monkeypatch.setattr(grad_module, "BLOCK_ELEMENTS", 7)
+    monkeypatch.setattr(rows_module, "BLOCK_ELEMENTS", 7)
     blocked = [loss_grad("cross_entropy", x, t, **options) for t in (y, q)]
     for a, b in zip(whole, blocked, strict=True):
         np.testing.assert_array_equal(a, b)

@@ -1,14 +1,16 @@
-"""Every PyTorch reference case of ../shared/vectors through the Python API."""
+"""Every PyTorch reference case (tests/data/reference) through the Python API."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import hashlib
+
 import numpy as np
 import pytest
 
 from lossctl import InputError, cross_entropy, log_softmax, nll_loss, softmax
-from tests.conftest import as_array, load_reference_cases
+from tests.conftest import VECTORS, as_array, load_reference_cases
 
 CASES = load_reference_cases()
 RTOL = 1e-9
@@ -52,3 +54,9 @@ def test_reference_error_case_is_refused(case: dict[str, Any]) -> None:
 def test_every_case_is_collected() -> None:
     ids = [c["id"] for c in CASES]
     assert len(ids) == len(set(ids)) == 257
+
+
+def test_reference_file_is_the_shared_copy() -> None:
+    """The committed copy is byte for byte the shared file it was taken from."""
+    digest = hashlib.sha256(VECTORS.read_bytes()).hexdigest()
+    assert digest == "a070c750210fdac9fbbf6952bbbab9c4bb81ed3ed803b4b9056a05b0c6e2c6bf"

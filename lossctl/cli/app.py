@@ -990,14 +990,7 @@ def loss_checks(
         from lossctl.core.grad import grad_from_result
         from lossctl.core.metrics import unshift_grad
 
-        grad = grad_from_result(
-            result,
-            values.array,
-            labels.array,
-            weight=weight,
-            ignore_index=ignore_index,
-            label_smoothing=label_smoothing,
-        )
+        grad = grad_from_result(result, values.array, labels.array)
         checks.grad = unshift_grad(grad) if extras.shift else grad
     if extras.metrics:
         from lossctl.core.metrics import compute_metrics

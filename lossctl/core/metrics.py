@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lossctl.core.losses import DEFAULT_IGNORE_INDEX, FloatArray, LossOp, normalize_axis
+from lossctl.core.rows import normalize_axis, rows_last
+from lossctl.core.spec import DEFAULT_IGNORE_INDEX, FloatArray, LossOp
 from lossctl.errors import InputError
 
 CHUNK_ELEMENTS = 1 << 22
@@ -89,11 +90,6 @@ class Metrics:
         }
 
 
-def _rows_last(x: npt.NDArray[Any], axis: int) -> npt.NDArray[Any]:
-    moved = np.moveaxis(x, axis, -1)
-    return moved.reshape(math.prod(moved.shape[:-1]), moved.shape[-1])
-
-
 def _looks_like_log_probabilities(x: npt.NDArray[Any], axis: int) -> bool:
     from lossctl.doctor.checks import input_kind
 
@@ -124,12 +120,12 @@ def compute_metrics(
     x = np.asarray(input)
     y = np.asarray(target)
     axis = normalize_axis(class_dim, x.ndim, "class axis")
-    rows = _rows_last(x, axis)
+    rows = rows_last(x, axis)
     positions, classes = rows.shape
     soft = y.shape == x.shape
     q_rows: npt.NDArray[Any] | None = None
     if soft:
-        q_rows = _rows_last(y, axis)
+        q_rows = rows_last(y, axis)
         counted = np.ones(positions, dtype=bool)
         target_class = np.argmax(q_rows, axis=1) if classes else np.zeros(positions, dtype=np.intp)
     else:

@@ -1,0 +1,97 @@
+"""What a loss is asked to compute: :class:`LossSpec`, the one declaration of its options.
+
+A spec is built once (from keyword arguments in the Python API, from the option
+groups in the CLI) and passed whole to every part that needs the options: the loss,
+the gradient, the trace, the checks. It validates what can be validated without the
+data; :func:`lossctl.core.losses.compute` checks the rest against the input's shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from lossctl.errors import InputError
+
+Reduction = Literal["mean", "sum", "none"]
+TargetKind = Literal["indices", "probabilities"]
+LossOp = Literal["cross_entropy", "nll_loss"]
+Precision = Literal["auto", "float64"]
+FloatArray = npt.NDArray[np.float64]
+
+REDUCTIONS: tuple[Reduction, ...] = ("mean", "sum", "none")
+PRECISIONS: tuple[Precision, ...] = ("auto", "float64")
+LOSS_OPS: tuple[LossOp, ...] = ("cross_entropy", "nll_loss")
+DEFAULT_IGNORE_INDEX = -100
+INT64_RANGE = range(-(2**63), 2**63)
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """The options of ``cross_entropy`` / ``nll_loss``, as PyTorch names them.
+
+    ``weight`` is one float64 value per class (``None``: all 1); ``class_dim`` is the
+    axis of the input that holds the classes (``None``: inferred from the shapes);
+    ``precision`` chooses the float32 kernel (``"auto"``) or float64 throughout.
+
+    >>> LossSpec("cross_entropy", reduction="sum").reduction
+    'sum'
+    """
+
+    op: LossOp = "cross_entropy"
+    weight: FloatArray | None = None
+    ignore_index: int = DEFAULT_IGNORE_INDEX
+    reduction: Reduction = "mean"
+    label_smoothing: float = 0.0
+    class_dim: int | None = None
+    precision: Precision = "auto"
+
+    def __post_init__(self) -> None:
+        if self.op not in LOSS_OPS:
+            raise InputError(f"op must be one of cross_entropy, nll_loss; got {self.op!r}")
+        if self.ignore_index not in INT64_RANGE:
+            raise InputError(
+                f"ignore_index must fit in a 64-bit integer, as in PyTorch; got {self.ignore_index}"
+            )
+        if self.reduction not in REDUCTIONS:
+            raise InputError(f"reduction must be one of mean, sum, none; got {self.reduction!r}")
+        if not 0.0 <= self.label_smoothing <= 1.0:  # also refuses NaN
+            raise InputError(
+                f"label_smoothing must be between 0.0 and 1.0; got {self.label_smoothing}"
+            )
+        if self.op == "nll_loss" and self.label_smoothing:
+            raise InputError("label smoothing applies to cross-entropy only")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision must be one of auto, float64; got {self.precision!r}")
+        if self.weight is not None:
+            weight = np.asarray(self.weight)
+            if weight.dtype.kind not in "iuf":
+                raise InputError(
+                    f"weight must hold real numbers, got dtype {weight.dtype}", "weight"
+                )
+            weight = weight.astype(np.float64)
+            if not np.all(np.isfinite(weight)):
+                raise InputError("weight values must be finite numbers", "weight")
+            object.__setattr__(self, "weight", weight)
+
+    def with_class_dim(self, class_dim: int) -> LossSpec:
+        """The same spec with the class axis resolved."""
+        return dataclasses.replace(self, class_dim=class_dim)
+
+    def check_weight(self, classes: int) -> None:
+        """Refuse a weight that does not give one value per class."""
+        if self.weight is not None and (self.weight.ndim != 1 or self.weight.shape[0] != classes):
+            raise InputError(
+                f"weight must have one value per class ({classes}), got shape "
+                f"{fmt_shape(self.weight.shape)}",
+                "weight",
+            )
+
+
+def fmt_shape(shape: tuple[int, ...]) -> str:
+    """``(3, 2)``: a shape as PyTorch prints it, without NumPy integer types."""
+    return str(tuple(int(n) for n in shape))
