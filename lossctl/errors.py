@@ -1,4 +1,4 @@
-"""Exceptions that carry a user-facing, one-line message and an exit code.
+"""Exceptions that carry a user-facing, one-line message, and the exit statuses.
 
 The CLI turns every :class:`LossctlError` into one line on stderr and its
 ``exit_code``; nothing else should escape as a traceback.
@@ -6,18 +6,25 @@ The CLI turns every :class:`LossctlError` into one line on stderr and its
 
 from __future__ import annotations
 
-EXIT_OK = 0
-EXIT_INPUT = 1  # invalid input data: unreadable file, bad values, shapes that do not fit
-EXIT_USAGE = 2  # command-line usage (typer/click's own code)
-EXIT_INTERNAL = 3  # a bug in lossctl: one line on stderr, the traceback with LOSSCTL_DEBUG=1
-EXIT_INTERRUPTED = 130  # Ctrl-C
-EXIT_BROKEN_PIPE = 141  # stdout closed by the reader (128 + SIGPIPE); nothing on stderr
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """Every way ``lossctl`` ends (docs/errors.md)."""
+
+    SUCCESS = 0
+    INPUT = 1  # invalid input data: unreadable file, bad values, shapes that do not fit
+    USAGE = 2  # command-line usage (typer/click's own code)
+    INTERNAL = 3  # a bug in lossctl: one line on stderr, the traceback with LOSSCTL_DEBUG=1
+    INTERRUPTED = 130  # Ctrl-C
+    BROKEN_PIPE = 141  # stdout closed by the reader (128 + SIGPIPE); nothing on stderr
+    TERMINATED = 143  # SIGTERM
 
 
 class LossctlError(Exception):
     """A problem with the user's input; ``str(err)`` is the one-line message."""
 
-    exit_code: int = EXIT_INPUT
+    exit_code: ExitStatus = ExitStatus.INPUT
 
 
 class InputError(LossctlError):

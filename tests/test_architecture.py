@@ -153,7 +153,7 @@ def test_the_rule_catches_a_wrong_way_import(tmp_path: Path) -> None:
     fake = PACKAGE / "core" / "_probe_for_test.py"
     fake.write_text("def f() -> None:\n    from lossctl.cli import app  # noqa\n")
     try:
-        with pytest.raises(AssertionError, match="core imports lossctl.cli"):
+        with pytest.raises(AssertionError, match=r"core imports lossctl\.cli"):
             test_imports_point_down(fake)
     finally:
         fake.unlink()

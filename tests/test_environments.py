@@ -150,7 +150,7 @@ def test_ctrl_c_in_process_is_130_and_one_line(monkeypatch: pytest.MonkeyPatch) 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(lossctl.core.losses, "loss_result", interrupted)
+    monkeypatch.setattr(lossctl.core.losses, "compute", interrupted)
     result = runner.invoke(app, ["ce", LOGITS, LABELS])
     assert result.exit_code == 130
     assert result.stderr == "lossctl: interrupted\n"
@@ -575,7 +575,7 @@ import lossctl.core.losses
 def bug(*args, **kwargs):
     raise ZeroDivisionError("something\\nwent wrong")
 
-lossctl.core.losses.loss_result = bug
+lossctl.core.losses.compute = bug
 from lossctl.cli.process import main
 main(sys.argv[1:])
 """

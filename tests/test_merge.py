@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from lossctl import loss_result
 from lossctl.core.exactsum import exact_sum, parse_exact
-from lossctl.core.merge import merge_partials, partial_from_document
+from lossctl.core.merge import merge_partials
 from lossctl.errors import InputError
+from lossctl.io.documents import dumps, loss_document, partial_from_document
 from tests.conftest import ROOT
 
 BIN = Path(sys.executable).parent
@@ -48,28 +49,11 @@ def test_exact_sum_refuses_non_finite_values() -> None:
 def shard_documents(
     x: np.ndarray, y: np.ndarray, cuts: list[int], **options: Any
 ) -> list[dict[str, Any]]:
-    """The JSON documents `lossctl ce --json` writes, one per shard, through the real CLI code."""
-    from lossctl.cli.app import exact_document
-
+    """The JSON documents `lossctl ce --json` writes, one per shard, by the same function."""
     documents = []
     for part_x, part_y in zip(np.split(x, cuts), np.split(y, cuts), strict=True):
         r = loss_result("cross_entropy", part_x, part_y, class_dim=1, **options)
-        documents.append(
-            {
-                "op": r.op,
-                "reduction": r.reduction,
-                "count": r.count,
-                "ignored": r.ignored,
-                "sum": r.total,
-                "denominator": r.denominator,
-                "exact": exact_document(r.exact_total, r.exact_denominator),
-                "classes": x.shape[1],
-                "target_kind": r.target_kind,
-                "ignore_index": options.get("ignore_index", -100),
-                "label_smoothing": options.get("label_smoothing", 0.0),
-                "weight": None,
-            }
-        )
+        documents.append(json.loads(dumps(loss_document(r, {"input": "shard"}, []))))
     return documents
 
 

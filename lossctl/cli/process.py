@@ -13,18 +13,22 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Callable
 from typing import NoReturn
 
 import typer
 
-from lossctl.errors import (
-    EXIT_BROKEN_PIPE,
-    EXIT_INPUT,
-    EXIT_INTERNAL,
-    EXIT_INTERRUPTED,
-    LossctlError,
+from lossctl.cli.streams import (
+    Environment,
+    StdoutClosed,
+    current,
+    forget_interrupt,
+    installed,
+    reason,
+    report_interrupt,
+    safely,
+    stderr_line,
 )
+from lossctl.errors import ExitStatus, LossctlError
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -35,20 +39,28 @@ def main(argv: list[str] | None = None) -> NoReturn:
     try:
         code = run_cli(sys.argv[1:] if argv is None else argv)
     except KeyboardInterrupt:  # a second Ctrl-C while finishing up
-        code = EXIT_INTERRUPTED
-    sys.exit(code)
+        code = ExitStatus.INTERRUPTED
+    sys.exit(int(code))
 
 
-def run_cli(args: list[str]) -> int:
+def run_cli(args: list[str], environment: Environment | None = None) -> int:
     """Run the app outside click's standalone mode; map every way out to a documented code.
 
     0 success; 1 invalid input (one ``lossctl: error:`` line); 2 command-line usage
     (click's message); 3 internal error (one line; ``LOSSCTL_DEBUG=1`` adds the
     traceback); 130 interrupted (``lossctl: interrupted``); 141 standard output
-    closed by its reader (nothing on stderr). See docs/errors.md.
+    closed by its reader (nothing on stderr). See docs/errors.md. ``environment``: the
+    streams to use (tests inject their own); the process's by default.
     """
-    _interrupt_reported.clear()
-    prepare_streams()
+    if environment is None:
+        prepare_streams()
+        environment = Environment.from_process()
+    with installed(environment):
+        return _run(args)
+
+
+def _run(args: list[str]) -> int:
+    forget_interrupt()
     stdout_before = _stdout_identity()
     if not _debugging():
         # A stray Python warning (NumPy's "overflow encountered in multiply") would print
@@ -59,9 +71,10 @@ def run_cli(args: list[str]) -> int:
         from lossctl.cli.app import app
 
         result = app(args, standalone_mode=False)
-        if sys.stdout is not None:  # what was printed outside write_stdout (--version)
+        stdout = current().stdout
+        if stdout is not None:  # what was printed outside write_stdout (click's --help)
             try:
-                sys.stdout.flush()
+                stdout.flush()
             except BrokenPipeError:
                 raise
             except OSError as error:
@@ -69,11 +82,11 @@ def run_cli(args: list[str]) -> int:
     except (StdoutClosed, BrokenPipeError):
         return stdout_closed()
     except LossctlError as error:  # raised outside a command (--version, the final flush)
-        _stderr_line(f"lossctl: error: {' '.join(str(error).split())}")
+        stderr_line(f"lossctl: error: {' '.join(str(error).split())}")
         return error.exit_code
     except _CLICK_EXCEPTION as error:
         if error.format_message().strip():  # type: ignore[attr-defined]
-            _safely(error.show)  # type: ignore[attr-defined]
+            safely(error.show)  # type: ignore[attr-defined]
         return int(error.exit_code)  # type: ignore[attr-defined]
     except (typer.Abort, KeyboardInterrupt):
         return report_interrupt(once=True)
@@ -89,16 +102,16 @@ def run_cli(args: list[str]) -> int:
         raise
     except OSError as error:
         if error.errno in _WRITE_ERRNOS:  # click printing --help into a full disk
-            _stderr_line(f"lossctl: error: cannot write to standard output: {reason(error)}")
-            return EXIT_INPUT
+            stderr_line(f"lossctl: error: cannot write to standard output: {reason(error)}")
+            return ExitStatus.INPUT
         return internal_error(error)
     except MemoryError:
-        _stderr_line("lossctl: error: not enough memory for this input (MemoryError)")
-        return EXIT_INPUT
+        stderr_line("lossctl: error: not enough memory for this input (MemoryError)")
+        return ExitStatus.INPUT
     except Exception as error:
         return internal_error(error)
     code = result if isinstance(result, int) else 0
-    if code == EXIT_INTERRUPTED:  # typer turned a KeyboardInterrupt into Exit(130)
+    if code == ExitStatus.INTERRUPTED:  # typer turned a KeyboardInterrupt into Exit(130)
         report_interrupt(once=True)
     return code
 
@@ -114,11 +127,6 @@ def _click_exception() -> type[Exception]:
 
 _CLICK_EXCEPTION = _click_exception()
 _WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT})
-_interrupt_reported: list[bool] = []
-
-
-class StdoutClosed(Exception):
-    """Standard output's reader went away (``| head``); not an OSError, so typer lets it by."""
 
 
 def prepare_streams() -> None:
@@ -137,16 +145,8 @@ def prepare_streams() -> None:
 
 def _terminated(signum: int, frame: object) -> None:
     """SIGTERM (``kill``, ``timeout``): unwind like Ctrl-C, so ``--output`` cleans up; 143."""
-    _stderr_line("lossctl: terminated")
+    stderr_line("lossctl: terminated")
     raise SystemExit(128 + signum)
-
-
-def report_interrupt(*, once: bool = False) -> int:
-    """The line for Ctrl-C, and exit code 130; ``once``: unless a command already said it."""
-    if not (once and _interrupt_reported):
-        _stderr_line("lossctl: interrupted")
-    _interrupt_reported.append(True)
-    return EXIT_INTERRUPTED
 
 
 def stdout_closed() -> int:
@@ -156,7 +156,7 @@ def stdout_closed() -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    return EXIT_BROKEN_PIPE
+    return ExitStatus.BROKEN_PIPE
 
 
 def internal_error(error: BaseException) -> int:
@@ -164,15 +164,15 @@ def internal_error(error: BaseException) -> int:
     if _debugging():
         import traceback
 
-        _safely(traceback.print_exc)
+        safely(traceback.print_exc)
     text = " ".join(str(error).split())
     if len(text) > 300:
         text = text[:300] + "..."
-    _stderr_line(
+    stderr_line(
         f"lossctl: internal error: {type(error).__name__}: {text} "
         "(please report this; set LOSSCTL_DEBUG=1 for the traceback)"
     )
-    return EXIT_INTERNAL
+    return ExitStatus.INTERNAL
 
 
 def _stdout_identity() -> tuple[int, int] | None:
@@ -192,19 +192,5 @@ def _devnull_identity() -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
-def reason(error: OSError) -> str:
-    return error.strerror or str(error)
-
-
 def _debugging() -> bool:
     return os.environ.get("LOSSCTL_DEBUG", "") not in ("", "0")
-
-
-def _stderr_line(line: str) -> None:
-    _safely(lambda: (sys.stderr.write(line + "\n"), sys.stderr.flush()))
-
-
-def _safely(action: Callable[[], object]) -> None:
-    """Run ``action``, ignoring a closed or broken stderr."""
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        action()

@@ -37,9 +37,7 @@ from lossctl.core.spec import DEFAULT_IGNORE_INDEX, FloatArray, LossOp, LossSpec
 __all__ = ["explain_step", "grad_from_result", "loss_grad"]
 
 
-def grad_from_result(
-    result: LossResult, input: npt.ArrayLike, target: npt.ArrayLike
-) -> FloatArray:
+def grad_from_result(result: LossResult, input: npt.ArrayLike, target: npt.ArrayLike) -> FloatArray:
     """The gradient of ``result`` (from :func:`lossctl.core.losses.compute` on ``input`` and
     ``target``) with respect to ``input``; same shape as ``input``, float64.
 

@@ -455,5 +455,3 @@ def cross_entropy(
         class_dim=class_dim,
         precision=precision,
     ).loss
-
-

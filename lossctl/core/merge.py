@@ -1,4 +1,4 @@
-"""Combine the ``--json`` results of ``ce``/``nll`` over shards into the loss of all the data.
+"""Combine the partial results of ``ce``/``nll`` over shards into the loss of all the data.
 
 Each result carries its exact partial sums (``exact.sum`` and ``exact.denominator``, as
 ``"M*2**E"``), so the merged mean ``Σ sum / Σ denominator`` is rounded once and equals,
@@ -7,11 +7,11 @@ to the last bit, the loss computed over the concatenated inputs. Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lossctl.core.exactsum import ZERO, ExactSum, exact_mean, parse_exact
+from lossctl.core.exactsum import ZERO, ExactSum, exact_mean
 from lossctl.core.losses import FloatArray, LossResult
 from lossctl.errors import InputError
 
@@ -58,49 +58,10 @@ class Merged:
     shards: int
 
 
-def _field(document: Mapping[str, Any], name: str, kind: type, source: str) -> Any:
-    value = document.get(name)
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise InputError(
-            f"{source}: field {name!r} is missing or not a {kind.__name__}; merge takes the "
-            "--json output of lossctl ce or nll (reduction mean or sum)"
-        )
-    return value
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, str):
-        return float(value)  # "nan", "inf", "-inf" as lossctl writes them
-    return float(value)
-
-
-def partial_from_document(document: Mapping[str, Any], source: str) -> Partial:
-    """Validate one ``ce``/``nll`` JSON result and take its additive pieces."""
-    op = _field(document, "op", str, source)
-    if op not in MERGEABLE_OPS:
-        raise InputError(f"{source}: op {op!r} cannot be merged; only ce and nll results can")
-    if document.get("reduction") not in ("mean", "sum"):
-        raise InputError(
-            f"{source}: reduction {document.get('reduction')!r} cannot be merged; run each shard "
-            "with --reduction mean or sum (per-position losses are not partial sums)"
-        )
-    exact = _field(document, "exact", dict, source)
-    try:
-        total_text = exact.get("sum")
-        exact_total = None if total_text is None else parse_exact(total_text)
-        exact_denominator = parse_exact(_field(exact, "denominator", str, source))
-        total = _number(document.get("sum"))
-    except (TypeError, ValueError) as error:
-        raise InputError(f"{source}: bad partial sums: {error}") from None
-    count = _field(document, "count", int, source)
-    ignored = _field(document, "ignored", int, source)
-    settings = {name: document.get(name) for name in SAME_IN_EVERY_SHARD}
-    return Partial(source, settings, total, exact_total, exact_denominator, count, ignored)
-
-
-def partial_from_result(result: LossResult, settings: dict[str, Any], source: str) -> Partial:
-    """The additive pieces of a freshly computed result; ``settings`` adds the options
-    (``ignore_index``, ``label_smoothing``, ``weight``) that must agree across shards."""
+def partial_from_result(result: LossResult, source: str) -> Partial:
+    """The additive pieces of a freshly computed result, with the settings that must agree
+    across shards."""
+    weight = result.spec.weight
     return Partial(
         source=source,
         settings={
@@ -108,7 +69,9 @@ def partial_from_result(result: LossResult, settings: dict[str, Any], source: st
             "reduction": result.reduction,
             "classes": result.input_shape[result.class_dim],
             "target_kind": result.target_kind,
-            **settings,
+            "ignore_index": result.spec.ignore_index,
+            "label_smoothing": result.spec.label_smoothing,
+            "weight": None if weight is None else weight.tolist(),
         },
         total=result.total,
         exact_total=result.exact_total,

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lossctl.core.losses import LossResult
+from lossctl.core.merge import Merged
 
 ELLIPSIS = "…"
 OP_TITLES = {
@@ -202,3 +203,27 @@ def elementwise_view(
     grid_title = f"{title}, elementwise" if dim is None else f"{title} along axis {dim}"
     grid = array_grid(result, title=grid_title, fmt=fmt, summary=summary)
     return Group(facts_table(title, facts), grid)
+
+
+def merged_view(merged: Merged, *, fmt: NumberFormat, summary: Summary) -> RenderableType:
+    """The result of ``lossctl merge`` (or of many shards): the totals, and per position."""
+    settings = merged.settings
+    per_position = settings["reduction"] == "none"
+    title = f"{settings['op'].replace('_', ' ')} over {merged.shards} shards"
+    facts = facts_table(
+        title,
+        [
+            ("loss", "per position, below" if per_position else fmt(float(merged.loss))),
+            ("reduction", str(settings["reduction"])),
+            ("counted", str(merged.count)),
+            ("ignored", str(merged.ignored)),
+            ("sum", fmt(merged.total)),
+            ("denominator", fmt(merged.exact_denominator.to_float())),
+        ],
+    )
+    if not per_position:
+        return facts
+    grid = array_grid(
+        np.asarray(merged.loss), title=f"{title}, per position", fmt=fmt, summary=summary
+    )
+    return Group(facts, grid)

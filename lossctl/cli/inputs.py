@@ -1,0 +1,88 @@
+"""From command-line arguments to read arrays: standard input rules, weights, shard pairs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import typer
+
+from lossctl.cli.streams import current
+from lossctl.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from lossctl.io.readers import Loaded
+
+
+def check_stdin(specs: list[str]) -> None:
+    """At most one argument may be ``-``, and standard input must not be a terminal."""
+    if sum(map(is_stdin_spec, specs)) > 1:
+        raise InputError("only one argument can be '-' (standard input)")
+    if any(map(is_stdin_spec, specs)):
+        check_stdin_readable()
+
+
+def is_stdin_spec(spec: str) -> bool:
+    """``-`` or ``-:KEY`` (unless a file of that name exists)."""
+    return spec == "-" or (spec.startswith("-:") and not os.path.exists(spec))
+
+
+def check_stdin_readable() -> None:
+    """Refuse at once, rather than wait for typing, when stdin is a terminal or closed."""
+    environment = current()
+    if environment.stdin is None:
+        raise InputError("'-' reads standard input, but it is closed: pipe or redirect a file")
+    if environment.stdin_is_terminal():
+        raise InputError(
+            "'-' reads standard input, but it is a terminal: pipe or redirect a file, "
+            "e.g. `lossctl softmax - < logits.json`"
+        )
+
+
+def read(spec: str, key: str | None) -> Loaded:
+    """The array that ``spec`` names (a file, ``-``, ``FILE:KEY``)."""
+    from lossctl.io.readers import read_array
+
+    if is_stdin_spec(spec):  # also --weight -, which check_stdin does not see
+        check_stdin_readable()
+    return read_array(spec, key=key, stdin=current().stdin)
+
+
+def read_weight(spec: str | None) -> npt.NDArray[np.float64] | None:
+    """``--weight``: an existing file (or ``-``), else an inline list of numbers."""
+    if spec is None:
+        return None
+    from lossctl.io.readers import parse_number_list
+
+    if spec == "-" or os.path.exists(spec.rsplit(":", 1)[0]):
+        return read(spec, None).array.astype("float64")
+    return parse_number_list(spec, what="--weight")
+
+
+def located(error: InputError, sources: Mapping[str, str | None]) -> InputError:
+    """The core's error, prefixed with the file (or option) it is about."""
+    where = sources.get(error.subject or "")
+    if error.subject == "weight":
+        where = f"--weight {where}"
+    return InputError(f"{where}: {error}" if where else str(error))
+
+
+def loss_inputs(files: list[str] | None, manifest: str | None) -> list[tuple[str, str]]:
+    """(input, labels) pairs from the arguments or a manifest (one pair per shard)."""
+    from lossctl.io.shards import read_manifest, split_arguments
+
+    if manifest is not None:
+        if files:
+            raise typer.BadParameter("give either --manifest or INPUT LABELS files, not both")
+        return read_manifest(manifest)
+    if not files or len(files) < 2:
+        raise typer.BadParameter(
+            "give an input file and its labels file (INPUT LABELS), glob patterns for many "
+            "shards, or --manifest FILE",
+            param_hint="'INPUT LABELS'",
+        )
+    return split_arguments(files)

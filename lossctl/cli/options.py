@@ -1,0 +1,325 @@
+"""Every command-line option, declared once, and option groups that commands share.
+
+A group is a frozen dataclass whose fields carry their typer declaration
+(``Annotated[type, typer.Option(...)]``) and default. :func:`grouped` turns a
+handler that takes groups (``def ce(files, target: TargetOptions, …)``) into the flat
+signature typer reads, and hands the handler typed objects back, so ``ce`` and
+``nll`` share one declaration and nothing travels as a string-keyed dict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+
+LOSS = "Loss"
+INPUT = "Input"
+OUTPUT = "Output"
+EXTRAS = "Extras"
+
+
+class Reduction(str, Enum):
+    mean = "mean"
+    sum = "sum"
+    none = "none"
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    float64 = "float64"
+
+
+class LossName(str, Enum):
+    ce = "ce"
+    nll = "nll"
+
+
+def check_output_option(value: str | None) -> str | None:
+    """``--output``: refuse an impossible path before any work (exit status 2)."""
+    if value is not None:
+        from lossctl.io.atomic import check_output_path
+
+        problem = check_output_path(value)
+        if problem:
+            raise typer.BadParameter(problem)
+    return value
+
+
+FilesArgument = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="INPUT LABELS",
+        help="The input and its labels (JSON, CSV, NPY, NPZ, or '-'); for many shards, glob "
+        "patterns ('logits-*.npy' 'labels-*.npy') or INPUTS… LABELS…",
+        show_default=False,
+    ),
+]
+DimOption = Annotated[
+    int,
+    typer.Option(
+        "--dim", "-d", help="Axis to normalise over (default: the last).", rich_help_panel=LOSS
+    ),
+]
+KeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        help="Array to take from an NPZ file or a JSON object (or FILE:KEY).",
+        rich_help_panel=INPUT,
+    ),
+]
+JsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json", help="Print one JSON document on stdout and nothing else.", rich_help_panel=OUTPUT
+    ),
+]
+OutputPathOption = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        "-o",
+        callback=check_output_option,
+        help="Also write the result to FILE, atomically: the array if FILE ends in .npy "
+        "(np.save), else the --json document. With --json, nothing is printed.",
+        rich_help_panel=OUTPUT,
+    ),
+]
+DigitsOption = Annotated[
+    int,
+    typer.Option(
+        "--digits", min=0, max=17, help="Decimal places in tables.", rich_help_panel=OUTPUT
+    ),
+]
+StrictOption = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Exit with status 1 when there is any warning (for CI).",
+        rich_help_panel=EXTRAS,
+    ),
+]
+LabelSmoothingOption = Annotated[
+    float,
+    typer.Option(
+        "--label-smoothing", help="Smoothing ε in [0, 1] (cross-entropy).", rich_help_panel=LOSS
+    ),
+]
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """How the labels are read and matched to the input (ce, nll, doctor)."""
+
+    class_dim: Annotated[
+        int | None,
+        typer.Option(
+            "--class-dim",
+            "-d",
+            help="Axis of the input that holds the classes. Default: inferred from the shapes.",
+            rich_help_panel=LOSS,
+        ),
+    ] = None
+    ignore_index: Annotated[
+        int,
+        typer.Option(
+            "--ignore-index",
+            help="Target value that is skipped (PyTorch's default).",
+            rich_help_panel=LOSS,
+        ),
+    ] = -100
+    weight: Annotated[
+        str | None,
+        typer.Option(
+            "--weight",
+            "-w",
+            help="Class weights: a file, or an inline list like 1,2,0.5.",
+            rich_help_panel=LOSS,
+        ),
+    ] = None
+    key: KeyOption = None
+    labels_key: Annotated[
+        str | None,
+        typer.Option(
+            "--labels-key", help="Array to take from the labels file.", rich_help_panel=INPUT
+        ),
+    ] = None
+
+
+@dataclass(frozen=True)
+class LossOptions:
+    """How ``ce`` / ``nll`` reduce and compute, and where many shards come from."""
+
+    reduction: Annotated[
+        Reduction,
+        typer.Option(
+            "--reduction",
+            "-r",
+            help="mean, sum, or none (one loss per position).",
+            rich_help_panel=LOSS,
+        ),
+    ] = Reduction.mean
+    precision: Annotated[
+        Precision,
+        typer.Option(
+            "--precision",
+            help="auto: float32 inputs use float32 exp with float64 sums (within 5e-7 "
+            "relative); float64: every step in float64.",
+            rich_help_panel=LOSS,
+        ),
+    ] = Precision.auto
+    manifest: Annotated[
+        str | None,
+        typer.Option(
+            "--manifest",
+            help="A file listing shards, one 'INPUT LABELS' pair per line.",
+            rich_help_panel=INPUT,
+        ),
+    ] = None
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="No progress bar on stderr.", rich_help_panel=OUTPUT),
+    ] = False
+
+
+@dataclass(frozen=True)
+class SmoothingOptions:
+    """``--label-smoothing`` (cross-entropy only)."""
+
+    label_smoothing: LabelSmoothingOption = 0.0
+
+
+@dataclass(frozen=True)
+class ExtraOptions:
+    """What ``ce`` / ``nll`` compute besides the loss."""
+
+    grad: Annotated[
+        bool,
+        typer.Option(
+            "--grad",
+            help="Also give d loss / d input, as torch.autograd does (ignored positions get 0; "
+            "with --reduction none, the gradient of the sum).",
+            rich_help_panel=EXTRAS,
+        ),
+    ] = False
+    metrics: Annotated[
+        bool,
+        typer.Option(
+            "--metrics",
+            help="Also give perplexity exp(mean NLL), accuracy, top-k accuracy, mean entropy "
+            "and a per-class breakdown (unweighted, unsmoothed, over counted positions).",
+            rich_help_panel=EXTRAS,
+        ),
+    ] = False
+    topk: Annotated[
+        int | None,
+        typer.Option(
+            "--topk",
+            min=1,
+            help="k of the top-k accuracy (default 5; implies --metrics).",
+            rich_help_panel=EXTRAS,
+        ),
+    ] = None
+    shift: Annotated[
+        bool,
+        typer.Option(
+            "--shift",
+            help="Causal LM (Hugging Face): logits (N, L, C) or (L, C) with classes last, labels "
+            "(N, L) or (L,) token ids; logits at t predict label t+1, so the last logit position "
+            "and the first label are dropped along the sequence axis (the last non-class axis).",
+            rich_help_panel=EXTRAS,
+        ),
+    ] = False
+    strict: StrictOption = False
+
+    @property
+    def wants_metrics(self) -> bool:
+        """``--topk`` implies ``--metrics``."""
+        return self.metrics or self.topk is not None
+
+    @property
+    def k(self) -> int:
+        return 5 if self.topk is None else self.topk
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """How a result is printed or written."""
+
+    json: JsonOption = False
+    path: OutputPathOption = None
+    digits: DigitsOption = 4
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Show every number instead of summarising large arrays.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Show every intermediate step as tables (with --json: add a 'steps' array).",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False
+
+    @property
+    def document_wanted(self) -> bool:
+        """Whether the JSON document is built: printed (``--json``) or written (``-o``)."""
+        return self.json or self.path is not None
+
+
+Handler = Callable[..., None]
+
+
+def grouped(handler: Handler) -> Handler:
+    """``handler`` with its option-group parameters spread out for typer.
+
+    A parameter annotated with a dataclass becomes that dataclass's fields (each a
+    typer option); the wrapper rebuilds the dataclass from them before calling
+    ``handler``. Field names must be unique across a handler's groups.
+    """
+    hints = typing.get_type_hints(handler, include_extras=True)
+    parameters: list[inspect.Parameter] = []
+    groups: dict[str, tuple[type[Any], list[str]]] = {}
+    for name, parameter in inspect.signature(handler).parameters.items():
+        annotation = hints[name]
+        if not (isinstance(annotation, type) and dataclasses.is_dataclass(annotation)):
+            parameters.append(parameter.replace(annotation=annotation))
+            continue
+        field_hints = typing.get_type_hints(annotation, include_extras=True)
+        names = [field.name for field in dataclasses.fields(annotation)]
+        groups[name] = (annotation, names)
+        parameters += [
+            inspect.Parameter(
+                field.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=field.default,
+                annotation=field_hints[field.name],
+            )
+            for field in dataclasses.fields(annotation)
+        ]
+    seen = [parameter.name for parameter in parameters]
+    assert len(seen) == len(set(seen)), f"duplicate option names in {handler.__name__}"
+
+    @functools.wraps(handler)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        for name, (group, names) in groups.items():
+            kwargs[name] = group(**{field: kwargs.pop(field) for field in names})
+        handler(*args, **kwargs)
+
+    del wrapper.__wrapped__  # typer must read the spread signature, not the handler's
+    wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    return wrapper

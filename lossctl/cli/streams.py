@@ -1,0 +1,160 @@
+"""The standard streams, injectable: where lossctl reads input and writes results and lines.
+
+As httpie's ``Environment``: the CLI never touches ``sys.stdin``/``sys.stdout``/
+``sys.stderr`` directly but asks :func:`current` for the :class:`Environment` of this
+run. :func:`lossctl.cli.process.run_cli` installs one (tests pass their own, with
+``io.BytesIO``/``io.StringIO`` streams); without one, the process's streams are used
+as they are at the moment of each call (so ``typer.testing.CliRunner`` works too).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import errno
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any, BinaryIO
+
+from lossctl.errors import ExitStatus, LossctlError
+
+
+class StdoutClosed(Exception):
+    """Standard output's reader went away (``| head``); not an OSError, so typer lets it by."""
+
+
+@dataclass
+class Environment:
+    """The streams of one run: binary ``stdin``, text ``stdout`` and ``stderr``."""
+
+    stdin: BinaryIO | None
+    stdout: IO[str] | None
+    stderr: IO[str] | None
+
+    @staticmethod
+    def from_process() -> Environment:
+        """The process's streams, as they are now."""
+        return Environment(
+            stdin=getattr(sys.stdin, "buffer", None), stdout=sys.stdout, stderr=sys.stderr
+        )
+
+    def stdin_is_terminal(self) -> bool:
+        """Whether ``-`` would wait for typing (a terminal on standard input)."""
+        try:
+            return bool(self.stdin is not None and self.stdin.isatty())
+        except (ValueError, OSError):
+            return False
+
+    def stderr_is_terminal(self) -> bool:
+        try:
+            return bool(self.stderr is not None and self.stderr.isatty())
+        except (ValueError, OSError):
+            return False
+
+
+_ENVIRONMENT: contextvars.ContextVar[Environment | None] = contextvars.ContextVar(
+    "lossctl_environment", default=None
+)
+
+
+def current() -> Environment:
+    """This run's environment (the process's streams when none was installed)."""
+    return _ENVIRONMENT.get() or Environment.from_process()
+
+
+@contextlib.contextmanager
+def installed(environment: Environment) -> Iterator[Environment]:
+    """Run the block with ``environment`` as :func:`current`."""
+    token = _ENVIRONMENT.set(environment)
+    try:
+        yield environment
+    finally:
+        _ENVIRONMENT.reset(token)
+
+
+def reason(error: OSError) -> str:
+    """The operating system's words for ``error``."""
+    return error.strerror or str(error)
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of white space (newlines included) as one space."""
+    return " ".join(text.split())
+
+
+def stderr_line(line: str) -> None:
+    """One line on stderr; a closed or broken stderr is ignored (never costs the result)."""
+    stream = current().stderr
+    if stream is not None:
+        safely(lambda: (stream.write(line + "\n"), stream.flush()))
+
+
+def warn(message: str) -> None:
+    """``lossctl: warning: …`` on stderr."""
+    stderr_line(f"lossctl: warning: {one_line(message)}")
+
+
+def error_line(message: str) -> None:
+    """``lossctl: error: …`` on stderr."""
+    stderr_line(f"lossctl: error: {one_line(message)}")
+
+
+def safely(action: Callable[[], object]) -> None:
+    """Run ``action``, ignoring a closed or broken stream."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        action()
+
+
+def write_stdout(text: str) -> None:
+    """Write ``text`` to stdout, all of it or an exception, and flush.
+
+    A buffered writer can report a short count, without an error, when the pipe's
+    reader goes away part-way (a blocking write cut short); the text layer ignores
+    counts, so that would lose the rest silently. The bytes are therefore written
+    to the binary buffer in a loop until all are taken, so that a closed pipe
+    always raises :class:`StdoutClosed` (a quiet exit 141).
+    """
+    stream = current().stdout
+    if stream is None:
+        raise LossctlError("standard output is closed; redirect it to a file or use --output FILE")
+    buffer: Any = getattr(stream, "buffer", None)
+    encoding = getattr(stream, "encoding", None)
+    if buffer is None or not encoding:  # a plain text stream (tests, embedding)
+        stream.write(text)
+        stream.flush()
+        return
+    data = memoryview(text.encode(encoding, getattr(stream, "errors", None) or "strict"))
+    try:
+        stream.flush()
+        while data:
+            written = buffer.write(data[: 1 << 16])
+            if not written:  # a non-blocking stream that takes nothing: do not spin
+                raise OSError(errno.EAGAIN, "standard output takes no more data")
+            data = data[written:]
+        buffer.flush()
+    except BrokenPipeError:
+        raise StdoutClosed() from None  # not an OSError: typer/click must not catch it
+    except OSError as error:  # a full disk, an I/O error: not a bug, one error line
+        raise LossctlError(f"cannot write to standard output: {reason(error)}") from None
+
+
+def stdout_encoding() -> str | None:
+    """The encoding standard output takes (``None``: a plain text stream)."""
+    return getattr(current().stdout, "encoding", None)
+
+
+_interrupt_reported: list[bool] = []
+
+
+def report_interrupt(*, once: bool = False) -> int:
+    """The line for Ctrl-C, and exit status 130; ``once``: unless a command already said it."""
+    if not (once and _interrupt_reported):
+        stderr_line("lossctl: interrupted")
+    _interrupt_reported.append(True)
+    return ExitStatus.INTERRUPTED
+
+
+def forget_interrupt() -> None:
+    """A new run: no interrupt reported yet."""
+    _interrupt_reported.clear()
