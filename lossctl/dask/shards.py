@@ -216,7 +216,9 @@ def _client(address: str) -> Iterator[tuple[Any, str]]:
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address=None,  # no dashboard; its HTTP server on a free local port:
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                worker_dashboard_address="127.0.0.1:0",
             )
             client = distributed.Client(cluster, timeout=CONNECT_TIMEOUT)
         else:
