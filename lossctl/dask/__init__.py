@@ -1,0 +1,49 @@
+"""lossctl on Dask: shards scored on a cluster, and losses of ``dask.array`` inputs.
+
+Both combine exact partial sums, so results equal the in-memory ones to the last bit::
+
+    from lossctl.dask import cross_entropy, score_shards
+    cross_entropy(logits, targets)            # logits: a dask.array, classes in one chunk
+    score_shards("cross_entropy", pairs, ShardOptions(), scheduler="tcp://10.0.0.5:8786")
+
+Needs the ``dask`` extra (``pip install 'lossctl[dask]'``); importing this package does
+not import Dask, the functions do.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "ClassAxisRechunkWarning": "lossctl.dask.arrays",
+    "cross_entropy": "lossctl.dask.arrays",
+    "loss_result": "lossctl.dask.arrays",
+    "nll_loss": "lossctl.dask.arrays",
+    "EngineInfo": "lossctl.dask.shards",
+    "ShardOptions": "lossctl.dask.shards",
+    "ShardScore": "lossctl.dask.shards",
+    "score_shards": "lossctl.dask.shards",
+}
+
+__all__ = [
+    "ClassAxisRechunkWarning",
+    "EngineInfo",
+    "ShardOptions",
+    "ShardScore",
+    "cross_entropy",
+    "loss_result",
+    "nll_loss",
+    "score_shards",
+]
+
+if TYPE_CHECKING:
+    from lossctl.dask.arrays import ClassAxisRechunkWarning, cross_entropy, loss_result, nll_loss
+    from lossctl.dask.shards import EngineInfo, ShardOptions, ShardScore, score_shards
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lossctl.dask' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

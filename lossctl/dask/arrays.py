@@ -1,0 +1,259 @@
+"""Cross-entropy and NLL of ``dask.array`` inputs, equal to the in-memory core to the last bit.
+
+Each block of rows (all classes of its positions: the class axis is kept in one chunk,
+rechunked with a :class:`ClassAxisRechunkWarning` when it is split) is scored by the core's
+:func:`lossctl.core.losses.loss_result` with the class axis resolved once on the whole
+shapes. A block returns its exact partial sums, counts and per-position losses (the input's
+size divided by the number of classes); the pieces are combined exactly, in block order,
+so the :class:`~lossctl.core.losses.LossResult` is the one the core computes in memory.
+The blocks run on whatever scheduler Dask is using (threads, or a ``distributed.Client``).
+
+Extension point: an op is a name in :data:`BLOCK_OPS` and a public wrapper below; ``kl_div``
+is to be added the same way, with its own partial sums.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lossctl.core.exactsum import ZERO, ExactSum, exact_mean
+from lossctl.core.kernels import Precision
+from lossctl.core.losses import (
+    DEFAULT_IGNORE_INDEX,
+    FloatArray,
+    LossOp,
+    LossResult,
+    Reduction,
+    infer_class_dim,
+    normalize_axis,
+)
+from lossctl.core.losses import loss_result as core_loss_result
+from lossctl.dask._combine import add_exact
+from lossctl.errors import InputError, LossctlError
+
+
+class ClassAxisRechunkWarning(UserWarning):
+    """The class axis of a dask array was split over chunks; it was rechunked into one."""
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """One block's share of a :class:`LossResult` (small: no logits)."""
+
+    per_position: FloatArray
+    exact_total: ExactSum | None
+    exact_denominator: ExactSum
+    count: int
+    ignored: int
+    target_kind: str
+
+
+def _score_block(
+    op: LossOp, logits: npt.NDArray[Any], targets: npt.NDArray[Any], options: dict[str, Any]
+) -> _Piece:
+    result = core_loss_result(op, logits, targets, **options)
+    return _Piece(
+        per_position=result.per_position,
+        exact_total=result.exact_total,
+        exact_denominator=result.exact_denominator,
+        count=result.count,
+        ignored=result.ignored,
+        target_kind=result.target_kind,
+    )
+
+
+BlockFn = Callable[[LossOp, npt.NDArray[Any], npt.NDArray[Any], dict[str, Any]], _Piece]
+BLOCK_OPS: dict[str, BlockFn] = {"cross_entropy": _score_block, "nll_loss": _score_block}
+
+
+def _require_dask() -> tuple[Any, Any]:
+    """``dask`` and ``dask.array``, untyped (Dask's annotations are partial)."""
+    try:
+        import dask
+        import dask.array
+    except ImportError:
+        raise LossctlError(
+            "lossctl.dask needs the dask extra: pip install 'lossctl[dask]'"
+        ) from None
+    return dask, dask.array
+
+
+def _class_axis(
+    input_shape: tuple[int, ...], target_shape: tuple[int, ...], class_dim: int | None
+) -> int:
+    """The class axis, resolved on the whole shapes as the core resolves it."""
+    if class_dim is None:
+        return infer_class_dim(input_shape, target_shape)
+    axis = normalize_axis(class_dim, len(input_shape), "class axis")
+    expected = input_shape[:axis] + input_shape[axis + 1 :]
+    if target_shape not in (input_shape, expected):
+        raise InputError(
+            f"target shape {target_shape} does not fit input shape {input_shape} with class "
+            f"axis {axis}: expected {expected} (class indices) or {input_shape} (probabilities)"
+        )
+    return axis
+
+
+def loss_result(
+    op: LossOp,
+    input: Any,
+    target: Any,
+    *,
+    weight: npt.ArrayLike | None = None,
+    ignore_index: int = DEFAULT_IGNORE_INDEX,
+    reduction: Reduction = "mean",
+    label_smoothing: float = 0.0,
+    class_dim: int | None = None,
+    precision: Precision = "auto",
+) -> LossResult:
+    """:func:`lossctl.loss_result` of dask arrays (or anything ``dask.array.asarray`` takes).
+
+    Computes the blocks (``dask.compute``) and returns the same :class:`LossResult`,
+    ``per_position`` included.
+    """
+    dask, da = _require_dask()
+
+    if op not in BLOCK_OPS:
+        raise InputError(f"op {op!r} is not available on dask arrays; use one of {[*BLOCK_OPS]}")
+    logits = input if isinstance(input, da.Array) else da.asarray(input)
+    labels = target if isinstance(target, da.Array) else da.asarray(target)
+    for array, what in ((logits, "input"), (labels, "target")):
+        if any(math.isnan(n) for n in array.shape):
+            raise InputError(f"the {what} has unknown chunk sizes; call compute_chunk_sizes()")
+    input_shape = tuple(int(n) for n in logits.shape)
+    target_shape = tuple(int(n) for n in labels.shape)
+    axis = _class_axis(input_shape, target_shape, class_dim)
+    if len(logits.chunks[axis]) > 1:
+        warnings.warn(
+            f"the class axis ({axis}) of the input is split into {len(logits.chunks[axis])} "
+            "chunks; rechunking it into one (each block needs all the classes of its rows)",
+            ClassAxisRechunkWarning,
+            stacklevel=3,
+        )
+        logits = logits.rechunk({axis: -1})
+    probabilities = target_shape == input_shape
+    position_chunks = logits.chunks[:axis] + logits.chunks[axis + 1 :]
+    labels = labels.rechunk(logits.chunks if probabilities else position_chunks)
+    options = {
+        "weight": None if weight is None else np.asarray(weight),
+        "ignore_index": ignore_index,
+        "reduction": reduction,
+        "label_smoothing": label_smoothing,
+        "class_dim": axis,
+        "precision": precision,
+    }
+    score = dask.delayed(BLOCK_OPS[op], pure=True)
+    logit_blocks, label_blocks = logits.to_delayed(), labels.to_delayed()
+    grid = tuple(len(c) for c in position_chunks)
+    indices = list(np.ndindex(grid))
+    tasks = []
+    for index in indices:
+        block = (*index[:axis], 0, *index[axis:])
+        tasks.append(
+            score(op, logit_blocks[block], label_blocks[block if probabilities else index], options)
+        )
+    pieces: list[_Piece] = list(dask.compute(*tasks))
+    return _combined(op, pieces, grid, input_shape, axis, reduction)
+
+
+def _combined(
+    op: LossOp,
+    pieces: list[_Piece],
+    grid: tuple[int, ...],
+    input_shape: tuple[int, ...],
+    axis: int,
+    reduction: Reduction,
+) -> LossResult:
+    """The blocks' pieces as one :class:`LossResult` (as the core's ``_reduce`` builds it)."""
+    exact_total: ExactSum | None = ZERO
+    denominator = ZERO
+    for piece in pieces:
+        exact_total = add_exact(exact_total, piece.exact_total)
+        denominator = denominator + piece.exact_denominator
+    per_position = _blocked(pieces, grid)
+    total = float(np.sum(per_position)) if exact_total is None else exact_total.to_float()
+    loss: float | FloatArray
+    if reduction == "none":
+        loss = per_position
+    elif reduction == "sum":
+        loss = total
+    else:
+        loss = exact_mean(exact_total, denominator, total)
+    return LossResult(
+        op=op,
+        loss=loss,
+        per_position=per_position,
+        total=total,
+        denominator=denominator.to_float(),
+        exact_total=exact_total,
+        exact_denominator=denominator,
+        count=sum(p.count for p in pieces),
+        ignored=sum(p.ignored for p in pieces),
+        class_dim=axis,
+        input_shape=input_shape,
+        reduction=reduction,
+        target_kind="probabilities" if pieces[0].target_kind == "probabilities" else "indices",
+    )
+
+
+def _blocked(pieces: list[_Piece], grid: tuple[int, ...]) -> FloatArray:
+    """The per-position blocks laid back out in their grid (C order, as ``np.ndindex``)."""
+    if not grid:
+        return pieces[0].per_position
+    nested: Any = np.empty(grid, dtype=object)
+    for index, piece in zip(np.ndindex(grid), pieces, strict=True):
+        nested[index] = piece.per_position
+    return np.asarray(np.block(nested.tolist()), dtype=np.float64)
+
+
+def cross_entropy(
+    input: Any,
+    target: Any,
+    *,
+    weight: npt.ArrayLike | None = None,
+    ignore_index: int = DEFAULT_IGNORE_INDEX,
+    reduction: Reduction = "mean",
+    label_smoothing: float = 0.0,
+    class_dim: int | None = None,
+    precision: Precision = "auto",
+) -> float | FloatArray:
+    """:func:`lossctl.cross_entropy` of dask arrays, bit for bit."""
+    return loss_result(
+        "cross_entropy",
+        input,
+        target,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        class_dim=class_dim,
+        precision=precision,
+    ).loss
+
+
+def nll_loss(
+    input: Any,
+    target: Any,
+    *,
+    weight: npt.ArrayLike | None = None,
+    ignore_index: int = DEFAULT_IGNORE_INDEX,
+    reduction: Reduction = "mean",
+    class_dim: int | None = None,
+) -> float | FloatArray:
+    """:func:`lossctl.nll_loss` of dask arrays (log-probabilities), bit for bit."""
+    return loss_result(
+        "nll_loss",
+        input,
+        target,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        class_dim=class_dim,
+    ).loss

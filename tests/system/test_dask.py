@@ -1,0 +1,287 @@
+"""lossctl on a real Dask cluster: a ``dask scheduler`` and ``dask worker`` processes on 127.0.0.1.
+
+Every result is compared with the local computation bit for bit. Dask is imported at the
+top on purpose: without the ``dask`` extra these tests fail (CI installs it), never skip.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import distributed
+import numpy as np
+import pytest
+
+import lossctl
+import lossctl.dask
+from lossctl.core.merge import Merged, merge_partials, partial_from_result
+from lossctl.dask import ShardOptions, score_shards
+from lossctl.errors import InputError, ReadError
+from lossctl.io.readers import read_array
+
+DASK = Path(sys.executable).parent / "dask"
+START_TIMEOUT = 30.0
+CLASSES = 64
+LOCAL_HTTP = "127.0.0.1:0"  # the HTTP servers (health, metrics) too listen on 127.0.0.1 only
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop(*processes: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to all at once, then a bounded wait for each (SIGKILL after 10 s)."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def start_worker(address: str, name: str, log: Path) -> subprocess.Popen[bytes]:
+    """A worker without a nanny: killing this process kills the worker for good."""
+    command = [str(DASK), "worker", address, "--nthreads", "1", "--no-nanny"]
+    command += ["--no-dashboard", "--dashboard-address", LOCAL_HTTP]
+    command += ["--host", "127.0.0.1", "--name", name]
+    with open(log, "wb") as handle:
+        return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+
+
+@dataclass
+class Cluster:
+    address: str
+    workers: list[subprocess.Popen[bytes]]
+    logs: Path
+
+    def client(self) -> distributed.Client:
+        return distributed.Client(self.address, timeout="10s")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    logs = tmp_path_factory.mktemp("dask-logs")
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    command = [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port)]
+    with open(logs / "scheduler.log", "wb") as handle:
+        scheduler = subprocess.Popen(
+            [*command, "--no-dashboard", "--dashboard-address", LOCAL_HTTP],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert scheduler.poll() is None, (logs / "scheduler.log").read_text()
+                assert time.monotonic() < deadline, "the dask scheduler did not start"
+                time.sleep(0.1)
+        workers = [start_worker(address, f"w{i}", logs / f"w{i}.log") for i in range(2)]
+        with distributed.Client(address, timeout="10s") as client:
+            client.wait_for_workers(2, timeout=START_TIMEOUT)
+        yield Cluster(address, workers, logs)
+    finally:
+        stop(*workers, scheduler)
+
+
+def save(path: Path, array: np.ndarray[Any, Any]) -> str:
+    np.save(path, array)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]:
+    """Five shards of float32 logits (uneven sizes) and labels with ignored positions."""
+    folder = tmp_path_factory.mktemp("shards")
+    rng = np.random.default_rng(15)
+    pairs = []
+    for i, rows in enumerate((700, 1500, 1, 999, 2048)):
+        logits = (rng.normal(size=(rows, CLASSES)) * 3).astype(np.float32)
+        labels = rng.integers(0, CLASSES, rows)
+        labels[rng.random(rows) < 0.1] = -100
+        pairs.append(
+            (save(folder / f"logits-{i}.npy", logits), save(folder / f"labels-{i}.npy", labels))
+        )
+    return pairs
+
+
+def local(op: str, pairs: list[tuple[str, str]], options: ShardOptions) -> tuple[Merged, Any]:
+    """The local sharded run (as ``lossctl ce SHARDS…`` computes it)."""
+    partials, per_position = [], []
+    for input_spec, labels_spec in pairs:
+        values = read_array(input_spec)
+        result = lossctl.loss_result(
+            op,  # type: ignore[arg-type]
+            values.array,
+            read_array(labels_spec).array,
+            weight=options.weight,
+            reduction=options.reduction,
+            label_smoothing=options.label_smoothing,
+            ignore_index=options.ignore_index,
+        )
+        partials.append(partial_from_result(result, options.settings(), values.source))
+        per_position.append(result.per_position)
+    return merge_partials(partials), np.concatenate(per_position)
+
+
+def check_exact(scores: list[Any], expected: Merged, per_position: Any, reduction: str) -> None:
+    merged = merge_partials([score.partial for score in scores])
+    assert merged == expected  # loss, exact sums, counts, settings: all equal
+    if reduction == "none":
+        got = np.concatenate([score.per_position for score in scores])
+        assert got.tobytes() == per_position.tobytes()
+    else:
+        assert all(score.per_position is None for score in scores)  # only partial sums move
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cluster_equals_the_local_merge(
+    cluster: Cluster, shards: list[tuple[str, str]], reduction: str
+) -> None:
+    options = ShardOptions(reduction=reduction)  # type: ignore[arg-type]
+    scores, engine = score_shards("cross_entropy", shards, options, scheduler=cluster.address)
+    check_exact(scores, *local("cross_entropy", shards, options), reduction)
+    assert engine["name"] == "dask" and engine["scheduler"] == cluster.address
+    assert engine["tasks"] == len(shards) and 1 <= engine["workers"] <= 2
+
+
+def test_row_ranges_weights_and_smoothing_are_exact(
+    cluster: Cluster, shards: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shards over ``split_bytes`` go in row ranges; the address comes from the environment."""
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster.address)
+    weight = np.random.default_rng(1).random(CLASSES) + 0.5
+    for op, options in [
+        ("cross_entropy", ShardOptions(split_bytes=100_000, weight=weight, label_smoothing=0.1)),
+        ("nll_loss", ShardOptions(split_bytes=100_000, reduction="none")),
+    ]:
+        seen: list[tuple[int, int]] = []
+
+        def record(done: int, total: int, seen: list[tuple[int, int]] = seen) -> None:
+            seen.append((done, total))
+
+        scores, engine = score_shards(op, shards, options, on_done=record)
+        assert engine["tasks"] > len(shards) == len(scores)
+        assert seen[-1] == (engine["tasks"], engine["tasks"])
+        check_exact(scores, *local(op, shards, options), options.reduction)
+
+
+def test_local_cluster(shards: list[tuple[str, str]]) -> None:
+    options = ShardOptions()
+    scores, engine = score_shards("cross_entropy", shards, options, scheduler="local:2")
+    check_exact(scores, *local("cross_entropy", shards, options), "mean")
+    assert engine["scheduler"].startswith("tcp://127.0.0.1:") and engine["workers"] in (1, 2)
+
+
+def test_dask_arrays_equal_the_core(cluster: Cluster) -> None:
+    rng = np.random.default_rng(7)
+    logits = (rng.normal(size=(3001, CLASSES)) * 4).astype(np.float32)
+    labels = rng.integers(0, CLASSES, 3001)
+    labels[::5] = -100
+    x, t = da.from_array(logits, chunks=(400, CLASSES)), da.from_array(labels, chunks=1000)
+    with cluster.client():  # the blocks run on the cluster's workers
+        for reduction in ("mean", "sum", "none"):
+            got = lossctl.dask.loss_result("cross_entropy", x, t, reduction=reduction)
+            want = lossctl.loss_result("cross_entropy", logits, labels, reduction=reduction)
+            assert got.exact_total == want.exact_total and got.total == want.total
+            assert got.per_position.tobytes() == want.per_position.tobytes()
+            assert np.asarray(got.loss).tobytes() == np.asarray(want.loss).tobytes()
+            assert (got.count, got.ignored, got.denominator) == (
+                want.count,
+                want.ignored,
+                want.denominator,
+            )
+        smoothed = lossctl.dask.cross_entropy(x, t, label_smoothing=0.2)
+        assert smoothed == lossctl.cross_entropy(logits, labels, label_smoothing=0.2)
+        logp = lossctl.log_softmax(logits.astype(np.float64), dim=1)
+        assert lossctl.dask.nll_loss(da.from_array(logp, chunks=(700, CLASSES)), t) == (
+            lossctl.nll_loss(logp, labels)
+        )
+    with pytest.warns(lossctl.dask.ClassAxisRechunkWarning, match="class axis"):
+        split = lossctl.dask.cross_entropy(da.from_array(logits, chunks=(1000, 16)), t)
+    assert split == lossctl.cross_entropy(logits, labels)
+
+
+def test_a_bad_shard_fails_the_run_with_its_own_error(
+    cluster: Cluster, shards: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    truncated = tmp_path / "logits-truncated.npy"
+    truncated.write_bytes(Path(shards[1][0]).read_bytes()[:5000])
+    with pytest.raises(ReadError) as local_error:
+        read_array(str(truncated))
+    pairs = [*shards[:2], (str(truncated), shards[1][1]), *shards[3:]]
+    with pytest.raises(ReadError) as error:
+        score_shards("cross_entropy", pairs, scheduler=cluster.address)
+    assert str(error.value) == str(local_error.value)
+    assert "\n" not in str(error.value) and error.value.source == str(truncated)
+
+    out_of_range = save(tmp_path / "labels-bad.npy", np.full(700, CLASSES))
+    with pytest.raises(InputError, match=rf"^{out_of_range}: target {CLASSES} at position"):
+        score_shards(
+            "cross_entropy", [shards[0], (shards[0][0], out_of_range)], scheduler=cluster.address
+        )
+
+
+def test_a_worker_killed_during_the_run(cluster: Cluster, tmp_path: Path) -> None:
+    """A third worker is killed (SIGKILL) while it computes; its tasks rerun on the others."""
+    rng = np.random.default_rng(3)
+    logits = save(tmp_path / "big.npy", rng.normal(size=(12_000, 128)).astype(np.float32))
+    labels = save(tmp_path / "big-labels.npy", rng.integers(0, 128, 12_000))
+    pairs = [(logits, labels)] * 24  # 24 tasks of about 0.06 s each
+    victim = start_worker(cluster.address, "victim", cluster.logs / "victim.log")
+    killed: list[tuple[int, list[str]]] = []
+    try:
+        with cluster.client() as observer:
+            observer.wait_for_workers(3, timeout=START_TIMEOUT)
+            workers = observer.scheduler_info(n_workers=-1)["workers"]
+            (address,) = [a for a, w in workers.items() if w["name"] == "victim"]
+
+        def kill_when_busy(done: int, total: int) -> None:
+            """Called on the client as tasks finish: SIGKILL the victim while it computes."""
+            if killed or done >= total:
+                return
+            client = distributed.default_client()  # score_shards' own client (same loop)
+            running = client.processing(workers=[address]).get(address, [])
+            if running:
+                os.kill(victim.pid, signal.SIGKILL)
+                killed.append((done, list(running)))
+
+        options = ShardOptions(reduction="sum")
+        scores, engine = score_shards(
+            "cross_entropy", pairs, options, scheduler=cluster.address, on_done=kill_when_busy
+        )
+    finally:
+        stop(victim)
+    assert killed, "the victim worker was never seen computing"
+    assert victim.wait(timeout=10) == -signal.SIGKILL
+    done_at_kill, lost = killed[0]
+    assert done_at_kill < len(pairs) and lost
+    assert engine["tasks"] == len(pairs) == len(scores)
+    values = read_array(logits)
+    one = lossctl.loss_result(
+        "cross_entropy", values.array, read_array(labels).array, reduction="sum"
+    )
+    expected = merge_partials(
+        [partial_from_result(one, options.settings(), values.source)] * len(pairs)
+    )
+    assert merge_partials([score.partial for score in scores]) == expected
