@@ -24,7 +24,6 @@ import numpy as np
 import numpy.typing as npt
 
 from lossctl.core.exactsum import ZERO, ExactSum, exact_mean
-from lossctl.core.kernels import Precision
 from lossctl.core.losses import (
     DEFAULT_IGNORE_INDEX,
     FloatArray,
@@ -35,6 +34,7 @@ from lossctl.core.losses import (
     normalize_axis,
 )
 from lossctl.core.losses import loss_result as core_loss_result
+from lossctl.core.spec import LossSpec, Precision
 from lossctl.dask._combine import add_exact
 from lossctl.errors import InputError, LossctlError
 
@@ -160,16 +160,20 @@ def loss_result(
             score(op, logit_blocks[block], label_blocks[block if probabilities else index], options)
         )
     pieces: list[_Piece] = list(dask.compute(*tasks))
-    return _combined(op, pieces, grid, input_shape, axis, reduction)
+    spec = LossSpec(
+        op,
+        weight=None if weight is None else np.asarray(weight, dtype=np.float64),
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        class_dim=axis,
+        precision=precision,
+    )
+    return _combined(spec, pieces, grid, input_shape)
 
 
 def _combined(
-    op: LossOp,
-    pieces: list[_Piece],
-    grid: tuple[int, ...],
-    input_shape: tuple[int, ...],
-    axis: int,
-    reduction: Reduction,
+    spec: LossSpec, pieces: list[_Piece], grid: tuple[int, ...], input_shape: tuple[int, ...]
 ) -> LossResult:
     """The blocks' pieces as one :class:`LossResult` (as the core's ``_reduce`` builds it)."""
     exact_total: ExactSum | None = ZERO
@@ -180,6 +184,7 @@ def _combined(
     per_position = _blocked(pieces, grid)
     total = float(np.sum(per_position)) if exact_total is None else exact_total.to_float()
     loss: float | FloatArray
+    reduction = spec.reduction
     if reduction == "none":
         loss = per_position
     elif reduction == "sum":
@@ -187,7 +192,7 @@ def _combined(
     else:
         loss = exact_mean(exact_total, denominator, total)
     return LossResult(
-        op=op,
+        op=spec.op,
         loss=loss,
         per_position=per_position,
         total=total,
@@ -196,10 +201,11 @@ def _combined(
         exact_denominator=denominator,
         count=sum(p.count for p in pieces),
         ignored=sum(p.ignored for p in pieces),
-        class_dim=axis,
+        class_dim=int(spec.class_dim or 0),
         input_shape=input_shape,
         reduction=reduction,
         target_kind="probabilities" if pieces[0].target_kind == "probabilities" else "indices",
+        spec=spec,
     )
 
 

@@ -29,7 +29,6 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from lossctl.core.kernels import Precision
 from lossctl.core.losses import (
     DEFAULT_IGNORE_INDEX,
     FloatArray,
@@ -40,6 +39,7 @@ from lossctl.core.losses import (
     normalize_axis,
 )
 from lossctl.core.merge import MERGEABLE_OPS, Partial, partial_from_result
+from lossctl.core.spec import Precision
 from lossctl.dask._combine import combine_partials
 from lossctl.errors import InputError, LossctlError, ReadError
 
@@ -68,14 +68,6 @@ class ShardOptions:
     labels_key: str | None = None
     precision: Precision = "auto"
     split_bytes: int = SPLIT_BYTES
-
-    def settings(self) -> dict[str, Any]:
-        """The options every merged shard must share (as ``run_shards`` records them)."""
-        return {
-            "ignore_index": self.ignore_index,
-            "label_smoothing": self.label_smoothing,
-            "weight": None if self.weight is None else self.weight.tolist(),
-        }
 
 
 @dataclass(frozen=True)
@@ -398,7 +390,7 @@ def _score(op: str, task: _Task, options: ShardOptions) -> ShardScore:
             )
     except InputError as error:
         raise _located(error, sources, options.weight_source) from None
-    partial = partial_from_result(result, options.settings(), values.source)
+    partial = partial_from_result(result, values.source)
     return ShardScore(
         source=values.source,
         partial=partial,

@@ -139,7 +139,7 @@ def local(op: str, pairs: list[tuple[str, str]], options: ShardOptions) -> tuple
             label_smoothing=options.label_smoothing,
             ignore_index=options.ignore_index,
         )
-        partials.append(partial_from_result(result, options.settings(), values.source))
+        partials.append(partial_from_result(result, values.source))
         per_position.append(result.per_position)
     return merge_partials(partials), np.concatenate(per_position)
 
@@ -281,7 +281,5 @@ def test_a_worker_killed_during_the_run(cluster: Cluster, tmp_path: Path) -> Non
     one = lossctl.loss_result(
         "cross_entropy", values.array, read_array(labels).array, reduction="sum"
     )
-    expected = merge_partials(
-        [partial_from_result(one, options.settings(), values.source)] * len(pairs)
-    )
+    expected = merge_partials([partial_from_result(one, values.source)] * len(pairs))
     assert merge_partials([score.partial for score in scores]) == expected

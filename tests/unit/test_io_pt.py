@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lossctl.errors import EXIT_INPUT, ReadError
+from lossctl.errors import ExitStatus, ReadError
 from lossctl.io import torch_pt
 from lossctl.io.torch_pt import is_torch_zip, looks_like_legacy_torch, read_pt, read_pt_bytes
 
@@ -128,7 +128,7 @@ def refused(data: bytes, *needles: str, key: str | None = None) -> str:
     with pytest.raises(ReadError) as info:
         read_pt_bytes(data, "evil.pt", key)
     message = str(info.value)
-    assert info.value.exit_code == EXIT_INPUT
+    assert info.value.exit_code == ExitStatus.INPUT
     assert "\n" not in message and message.startswith("evil.pt: ")
     for needle in needles:
         assert needle in message
