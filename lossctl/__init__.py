@@ -19,6 +19,13 @@ _EXPORTS = {
     "AmbiguousClassAxisWarning": "lossctl.core.losses",
     "LossResult": "lossctl.core.losses",
     "cross_entropy": "lossctl.core.losses",
+    "KLBroadcastWarning": "lossctl.core.kl",
+    "KLReductionMeanWarning": "lossctl.core.kl",
+    "kl_div": "lossctl.core.kl",
+    "kl_logits": "lossctl.core.kl",
+    "KLStats": "lossctl.core.kl_stats",
+    "kl_block_stats": "lossctl.core.kl_stats",
+    "kl_statistics": "lossctl.core.kl_stats",
     "log_softmax": "lossctl.core.losses",
     "loss_result": "lossctl.core.losses",
     "nll_loss": "lossctl.core.losses",
@@ -31,11 +38,18 @@ _EXPORTS = {
 __all__ = [
     "AmbiguousClassAxisWarning",
     "InputError",
+    "KLBroadcastWarning",
+    "KLReductionMeanWarning",
+    "KLStats",
     "LossResult",
     "LossctlError",
     "ReadError",
     "__version__",
     "cross_entropy",
+    "kl_block_stats",
+    "kl_div",
+    "kl_logits",
+    "kl_statistics",
     "log_softmax",
     "loss_result",
     "nll_loss",
@@ -43,6 +57,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from lossctl.core.kl import KLBroadcastWarning, KLReductionMeanWarning, kl_div, kl_logits
+    from lossctl.core.kl_stats import KLStats, kl_block_stats, kl_statistics
     from lossctl.core.losses import (
         AmbiguousClassAxisWarning,
         LossResult,
