@@ -6,6 +6,7 @@ The CLI turns every :class:`LossctlError` into one line on stderr and its
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import IntEnum
 
 
@@ -38,6 +39,14 @@ class InputError(LossctlError):
     def __init__(self, message: str, subject: str | None = None) -> None:
         super().__init__(message)
         self.subject = subject
+
+    def located(self, sources: Mapping[str, str | None]) -> InputError:
+        """This error prefixed with the file (or option) it is about, as ``sources`` names
+        them (``{"input": "x.npy", "target": "y.npy", "weight": "w.json"}``)."""
+        where = sources.get(self.subject or "")
+        if self.subject == "weight":
+            where = f"--weight {where}" if where else "--weight"
+        return InputError(f"{where}: {self}" if where else str(self))
 
 
 class ReadError(LossctlError):

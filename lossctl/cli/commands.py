@@ -15,7 +15,7 @@ import typer
 
 from lossctl.cli import loss
 from lossctl.cli.emit import edges, emit_document, emit_rich, number_format, summary
-from lossctl.cli.inputs import check_stdin, located, read, read_weight
+from lossctl.cli.inputs import check_stdin, read, read_weight
 from lossctl.cli.options import (
     DigitsOption,
     DimOption,
@@ -258,7 +258,7 @@ def doctor(
             label_smoothing=label_smoothing,
         )
     except InputError as error:
-        raise located(error, sources) from None
+        raise error.located(sources) from None
     output = OutputOptions(json=json_output, path=output_path)
     if output.document_wanted:
         from lossctl.io.documents import doctor_document

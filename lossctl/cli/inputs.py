@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import typer
@@ -61,14 +60,6 @@ def read_weight(spec: str | None) -> npt.NDArray[np.float64] | None:
     if spec == "-" or os.path.exists(spec.rsplit(":", 1)[0]):
         return read(spec, None).array.astype("float64")
     return parse_number_list(spec, what="--weight")
-
-
-def located(error: InputError, sources: Mapping[str, str | None]) -> InputError:
-    """The core's error, prefixed with the file (or option) it is about."""
-    where = sources.get(error.subject or "")
-    if error.subject == "weight":
-        where = f"--weight {where}"
-    return InputError(f"{where}: {error}" if where else str(error))
 
 
 def loss_inputs(files: list[str] | None, manifest: str | None) -> list[tuple[str, str]]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lossctl.cli.emit import edges, emit_document, emit_rich, number_format, summary
-from lossctl.cli.inputs import check_stdin, located, loss_inputs, read, read_weight
+from lossctl.cli.inputs import check_stdin, loss_inputs, read, read_weight
 from lossctl.cli.options import ExtraOptions, LossOptions, OutputOptions, TargetOptions
 from lossctl.cli.streams import warn
 from lossctl.errors import InputError, LossctlError
@@ -53,7 +53,9 @@ class LossRequest:
 def run(request: LossRequest, files: list[str] | None) -> None:
     """One input: the full report; several: each shard in turn, merged exactly."""
     pairs = loss_inputs(files, request.loss.manifest)
-    if len(pairs) == 1:
+    if request.loss.scheduler:
+        run_on_cluster(request, pairs, request.loss.scheduler)
+    elif len(pairs) == 1:
         run_one(request, *pairs[0])
     else:
         run_shards(request, pairs)
@@ -76,37 +78,21 @@ def compute_loss(
         spec = request.spec(weight, class_dim)
         result = compute(spec, values.array, labels.array, on_rows=progress.advance)
     except InputError as error:
-        raise located(error, sources) from None
+        raise error.located(sources) from None
     finally:
         progress.close()
     return result, sources
-
-
-def axis_messages(result: LossResult) -> list[str]:
-    """The core's word on an ambiguous class axis (replaced by the doctor's when it has one)."""
-    from lossctl.core.losses import ambiguous_axis_text
-
-    if not result.axis_candidates:
-        return []
-    positions = tuple(n for i, n in enumerate(result.input_shape) if i != result.class_dim)
-    return [ambiguous_axis_text(result.input_shape, positions, result.axis_candidates)]
 
 
 def run_shards(request: LossRequest, pairs: list[tuple[str, str]]) -> None:
     """The loss of many (input, labels) shards: each read and computed alone (bounded memory),
     then combined through their exact partial sums, so it equals the loss of the concatenation.
     """
-    import numpy as np
-
     from lossctl.cli.progress import Progress
-    from lossctl.core.merge import merge_partials, partial_from_result
+    from lossctl.core.losses import axis_warnings
+    from lossctl.core.merge import partial_from_result
 
-    extras, output = request.extras, request.output
-    if output.explain or extras.grad or extras.wants_metrics or extras.shift:
-        raise InputError(
-            "--explain, --grad, --metrics and --shift work on one input at a time; run them "
-            "per shard"
-        )
+    refuse_per_input_extras(request)
     check_stdin([spec for pair in pairs for spec in pair])
     weight = read_weight(request.target.weight)
     progress = Progress(len(pairs), "shards", enabled=not request.loss.quiet)
@@ -117,9 +103,35 @@ def run_shards(request: LossRequest, pairs: list[tuple[str, str]]) -> None:
         result, _ = compute_loss(request, values, labels, weight, request.target.class_dim)
         partials.append(partial_from_result(result, values.source))
         per_position.append(result.per_position)
-        messages += [f"{values.source}: {message}" for message in axis_messages(result)]
+        messages += [f"{values.source}: {message}" for message in axis_warnings(result)]
         progress.advance()
     progress.close()
+    finish_shards(request, pairs, partials, per_position, messages, None)
+
+
+def refuse_per_input_extras(request: LossRequest) -> None:
+    """What needs the whole of one input cannot run over shards."""
+    extras, output = request.extras, request.output
+    if output.explain or extras.grad or extras.wants_metrics or extras.shift:
+        raise InputError(
+            "--explain, --grad, --metrics and --shift work on one input at a time; run them "
+            "per shard"
+        )
+
+
+def finish_shards(
+    request: LossRequest,
+    pairs: list[tuple[str, str]],
+    partials: list[Any],
+    per_position: list[Any],
+    messages: list[str],
+    engine: dict[str, Any] | None,
+) -> None:
+    """Merge the shards' partial results exactly, in shard order, and print them."""
+    import numpy as np
+
+    from lossctl.core.merge import merge_partials
+
     merged = merge_partials(partials)
     if request.loss.reduction.value == "none":
         try:
@@ -131,8 +143,41 @@ def run_shards(request: LossRequest, pairs: list[tuple[str, str]]) -> None:
             ) from None
     for message in messages:
         warn(message)
-    emit_merged(merged, [{"input": i, "target": t} for i, t in pairs], messages, output)
-    finish_strict(extras.strict, messages)
+    inputs = [{"input": i, "target": t} for i, t in pairs]
+    emit_merged(merged, inputs, messages, request.output, engine)
+    finish_strict(request.extras.strict, messages)
+
+
+def run_on_cluster(request: LossRequest, pairs: list[tuple[str, str]], scheduler: str) -> None:
+    """The shards scored by Dask workers (``--scheduler``), merged here exactly."""
+    from lossctl.cli.progress import Progress
+    from lossctl.dask.shards import ShardOptions, score_shards
+
+    refuse_per_input_extras(request)
+    weight = read_weight(request.target.weight)
+    try:
+        spec = request.spec(weight, request.target.class_dim)
+    except InputError as error:
+        raise error.located({"weight": request.target.weight}) from None
+    options = ShardOptions(
+        spec,
+        weight_source=request.target.weight,
+        key=request.target.key,
+        labels_key=request.target.labels_key,
+    )
+    progress = Progress(len(pairs), "tasks", enabled=not request.loss.quiet)
+    try:
+        scores, engine = score_shards(
+            pairs,
+            options,
+            scheduler=scheduler,
+            on_done=lambda done, total: progress.advance(1, total),
+        )
+    finally:
+        progress.close()
+    messages = [f"{s.source}: {message}" for s in scores for message in s.messages]
+    per_position = [s.per_position for s in scores]
+    finish_shards(request, pairs, [s.partial for s in scores], per_position, messages, dict(engine))
 
 
 def run_one(request: LossRequest, input_spec: str, labels_spec: str) -> None:
@@ -248,6 +293,7 @@ def loss_checks(
     ambiguous class axis, the NaN of a mean over no targets). ``class_dim`` is the axis
     the user chose (``None``: inferred, and the checks say so when it is ambiguous).
     """
+    from lossctl.core.losses import axis_warnings
     from lossctl.doctor.checks import diagnose
     from lossctl.doctor.reasons import nonfinite_reason
 
@@ -268,7 +314,7 @@ def loss_checks(
         if finding.severity != "info"
     ]
     codes = {finding.code for finding in findings}
-    kept = [] if "ambiguous-class-axis" in codes else axis_messages(result)
+    kept = [] if "ambiguous-class-axis" in codes else axis_warnings(result)
     kept += [finding.message for finding in findings]
     reason = nonfinite_reason(result, values.array)
     explained_already = "all-ignored" in codes or (
@@ -338,12 +384,22 @@ def emit_loss_extras(checks: LossChecks, result: LossResult, output: OutputOptio
         emit_rich(Group(*parts))
 
 
-def emit_merged(merged: Any, inputs: list[Any], messages: list[str], output: OutputOptions) -> None:
-    """Print (or write) a merged result: the same schema as ce/nll, plus ``shards``."""
+def emit_merged(
+    merged: Any,
+    inputs: list[Any],
+    messages: list[str],
+    output: OutputOptions,
+    engine: dict[str, Any] | None = None,
+) -> None:
+    """Print (or write) a merged result: the same schema as ce/nll, plus ``shards`` (and
+    ``engine`` when a cluster computed it)."""
     from lossctl.io.documents import merged_document
 
     if output.document_wanted:
-        emit_document(merged_document(merged, inputs, messages), output)
+        document = merged_document(merged, inputs, messages)
+        if engine is not None:
+            document["engine"] = engine
+        emit_document(document, output)
     if output.json:
         return
     from lossctl.render.results import merged_view

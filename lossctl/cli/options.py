@@ -188,6 +188,17 @@ class LossOptions:
         bool,
         typer.Option("--quiet", "-q", help="No progress bar on stderr.", rich_help_panel=OUTPUT),
     ] = False
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            envvar="DASK_SCHEDULER_ADDRESS",
+            show_envvar=True,
+            help="Score the shards on a Dask cluster: tcp://HOST:PORT, or local:N for N worker "
+            "processes here (needs pip install 'lossctl[dask]').",
+            rich_help_panel=INPUT,
+        ),
+    ] = None
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ __all__ = [
     "RowStats",
     "TargetKind",
     "ambiguous_axis_text",
+    "axis_warnings",
     "class_axis_candidates",
     "compute",
     "cross_entropy",
@@ -177,6 +178,14 @@ def ambiguous_axis_text(
         f"{fmt_shape(input_shape)} all fit target shape {fmt_shape(target_shape)}; "
         f"using axis {chosen} (pass class_dim / --class-dim to choose)"
     )
+
+
+def axis_warnings(result: LossResult) -> list[str]:
+    """The warning a result deserves when its class axis was inferred and ambiguous."""
+    if not result.axis_candidates:
+        return []
+    positions = positions_shape(result.input_shape, result.class_dim)
+    return [ambiguous_axis_text(result.input_shape, positions, result.axis_candidates)]
 
 
 def infer_class_dim(input_shape: tuple[int, ...], target_shape: tuple[int, ...]) -> int:

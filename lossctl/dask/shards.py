@@ -19,27 +19,26 @@ Dask is imported only when :func:`score_shards` runs (``pip install 'lossctl[das
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 import numpy as np
 
 from lossctl.core.losses import (
-    DEFAULT_IGNORE_INDEX,
     FloatArray,
-    LossOp,
-    Reduction,
+    axis_warnings,
+    compute,
     infer_class_dim,
-    loss_result,
     normalize_axis,
 )
-from lossctl.core.merge import MERGEABLE_OPS, Partial, partial_from_result
-from lossctl.core.spec import Precision
+from lossctl.core.merge import Partial, partial_from_result
+from lossctl.core.spec import LossSpec
 from lossctl.dask._combine import combine_partials
 from lossctl.errors import InputError, LossctlError, ReadError
 
@@ -52,21 +51,14 @@ INSTALL_HINT = "pip install 'lossctl[dask]'"
 
 @dataclass(frozen=True)
 class ShardOptions:
-    """How every shard is computed: the options of ``lossctl ce|nll`` once read.
+    """How every shard is computed and read: the core's spec (its ``weight`` read by the
+    client and sent with every task), the keys, and ``weight_source``, which names the
+    weight in error messages."""
 
-    ``weight`` is the array the client read from ``--weight`` (sent with every task);
-    ``weight_source`` names it in error messages.
-    """
-
-    class_dim: int | None = None
-    ignore_index: int = DEFAULT_IGNORE_INDEX
-    reduction: Reduction = "mean"
-    label_smoothing: float = 0.0
-    weight: FloatArray | None = None
+    spec: LossSpec = field(default_factory=LossSpec)
     weight_source: str | None = None
     key: str | None = None
     labels_key: str | None = None
-    precision: Precision = "auto"
     split_bytes: int = SPLIT_BYTES
 
 
@@ -117,7 +109,6 @@ class _Failure:
 
 
 def score_shards(
-    op: str,
     pairs: Sequence[tuple[str, str]],
     options: ShardOptions | None = None,
     *,
@@ -133,8 +124,6 @@ def score_shards(
     the pairs' order, and the engine's description.
     """
     options = options or ShardOptions()
-    if op not in MERGEABLE_OPS:
-        raise InputError(f"op {op!r} cannot be scored on a cluster; only {MERGEABLE_OPS} can")
     if not pairs:
         raise InputError("no shards to score: give one or more INPUT LABELS pairs")
     for spec in (spec for pair in pairs for spec in pair):
@@ -145,14 +134,12 @@ def score_shards(
     tasks, planning_messages = _plan(pairs, options)
     with _client(_address(scheduler)) as (client, address):
         futures = [
-            client.submit(
-                _score_task, op, task, options, retries=RETRIES, pure=False, key=_key(task)
-            )
+            client.submit(_score_task, task, options, retries=RETRIES, pure=False, key=_key(task))
             for task in tasks
         ]
         index = {future.key: i for i, future in enumerate(futures)}
         outcomes = _gather(futures, index, on_done)
-    scores = _assemble(tasks, outcomes, planning_messages, options.reduction, len(pairs))
+    scores = _assemble(tasks, outcomes, planning_messages, options.spec.reduction, len(pairs))
     workers = {worker for score in scores for worker in score.workers}
     engine: EngineInfo = {
         "name": "dask",
@@ -308,7 +295,7 @@ def _plan(
     for shard, (input_spec, labels_spec) in enumerate(pairs):
         split = _row_ranges(input_spec, labels_spec, options)
         if split is None:
-            tasks.append(_Task(shard, input_spec, labels_spec, None, options.class_dim))
+            tasks.append(_Task(shard, input_spec, labels_spec, None, options.spec.class_dim))
             continue
         ranges, class_dim, warned = split
         messages[shard] = warned
@@ -334,10 +321,10 @@ def _row_ranges(
         labels_shape = read_array(labels_spec).array.shape
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            if options.class_dim is None:
+            if options.spec.class_dim is None:
                 class_dim = infer_class_dim(shape, labels_shape)
             else:
-                class_dim = normalize_axis(options.class_dim, len(shape), "class axis")
+                class_dim = normalize_axis(options.spec.class_dim, len(shape), "class axis")
     except (OSError, LossctlError):
         return None  # the worker reads it and reports the problem
     if class_dim == 0 or len(shape) < 2 or shape[0] < 2:
@@ -352,10 +339,10 @@ def _row_ranges(
 # ------------------------------------------------------------------ worker side
 
 
-def _score_task(op: str, task: _Task, options: ShardOptions) -> ShardScore | _Failure:
+def _score_task(task: _Task, options: ShardOptions) -> ShardScore | _Failure:
     """Read one shard (or row range) on the worker and compute its partial result."""
     try:
-        return _score(op, task, options)
+        return _score(task, options)
     except ReadError as error:
         return _Failure("read", str(error), error.source, error.detail)
     except InputError as error:
@@ -364,7 +351,7 @@ def _score_task(op: str, task: _Task, options: ShardOptions) -> ShardScore | _Fa
         return _Failure("other", str(error))
 
 
-def _score(op: str, task: _Task, options: ShardOptions) -> ShardScore:
+def _score(task: _Task, options: ShardOptions) -> ShardScore:
     from lossctl.io.readers import read_array
 
     values = read_array(task.input_spec, key=options.key)
@@ -373,46 +360,19 @@ def _score(op: str, task: _Task, options: ShardOptions) -> ShardScore:
     if task.rows is not None:
         start, stop = task.rows
         array, target = array[start:stop], target[start:stop]
-    sources = {"input": values.source, "target": labels.source}
+    sources = {"input": values.source, "target": labels.source, "weight": options.weight_source}
+    spec = dataclasses.replace(options.spec, class_dim=task.class_dim)
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            result = loss_result(
-                _op(op),
-                array,
-                target,
-                weight=options.weight,
-                ignore_index=options.ignore_index,
-                reduction=options.reduction,
-                label_smoothing=options.label_smoothing,
-                class_dim=task.class_dim,
-                precision=options.precision,
-            )
+        result = compute(spec, array, target)
     except InputError as error:
-        raise _located(error, sources, options.weight_source) from None
-    partial = partial_from_result(result, values.source)
+        raise error.located(sources) from None
     return ShardScore(
         source=values.source,
-        partial=partial,
-        per_position=result.per_position if options.reduction == "none" else None,
-        messages=tuple(str(w.message) for w in caught),
+        partial=partial_from_result(result, values.source),
+        per_position=result.per_position if spec.reduction == "none" else None,
+        messages=tuple(axis_warnings(result)),
         workers=(_worker_address(),),
     )
-
-
-def _op(op: str) -> LossOp:
-    if op == "nll_loss":
-        return "nll_loss"
-    return "cross_entropy"
-
-
-def _located(error: InputError, sources: dict[str, str], weight_source: str | None) -> InputError:
-    """The core's error prefixed with the file it is about (as the CLI's local run does)."""
-    if error.subject == "weight":
-        where: str | None = f"--weight {weight_source}" if weight_source else "--weight"
-    else:
-        where = sources.get(error.subject or "")
-    return InputError(f"{where}: {error}" if where else str(error))
 
 
 def _worker_address() -> str:

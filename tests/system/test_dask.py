@@ -24,7 +24,9 @@ import pytest
 
 import lossctl
 import lossctl.dask
+from lossctl.core.losses import compute
 from lossctl.core.merge import Merged, merge_partials, partial_from_result
+from lossctl.core.spec import LossSpec
 from lossctl.dask import ShardOptions, score_shards
 from lossctl.errors import InputError, ReadError
 from lossctl.io.readers import read_array
@@ -125,20 +127,12 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]:
     return pairs
 
 
-def local(op: str, pairs: list[tuple[str, str]], options: ShardOptions) -> tuple[Merged, Any]:
+def local(pairs: list[tuple[str, str]], options: ShardOptions) -> tuple[Merged, Any]:
     """The local sharded run (as ``lossctl ce SHARDS…`` computes it)."""
     partials, per_position = [], []
     for input_spec, labels_spec in pairs:
         values = read_array(input_spec)
-        result = lossctl.loss_result(
-            op,  # type: ignore[arg-type]
-            values.array,
-            read_array(labels_spec).array,
-            weight=options.weight,
-            reduction=options.reduction,
-            label_smoothing=options.label_smoothing,
-            ignore_index=options.ignore_index,
-        )
+        result = compute(options.spec, values.array, read_array(labels_spec).array)
         partials.append(partial_from_result(result, values.source))
         per_position.append(result.per_position)
     return merge_partials(partials), np.concatenate(per_position)
@@ -158,9 +152,9 @@ def check_exact(scores: list[Any], expected: Merged, per_position: Any, reductio
 def test_cluster_equals_the_local_merge(
     cluster: Cluster, shards: list[tuple[str, str]], reduction: str
 ) -> None:
-    options = ShardOptions(reduction=reduction)  # type: ignore[arg-type]
-    scores, engine = score_shards("cross_entropy", shards, options, scheduler=cluster.address)
-    check_exact(scores, *local("cross_entropy", shards, options), reduction)
+    options = ShardOptions(LossSpec(reduction=reduction))  # type: ignore[arg-type]
+    scores, engine = score_shards(shards, options, scheduler=cluster.address)
+    check_exact(scores, *local(shards, options), reduction)
     assert engine["name"] == "dask" and engine["scheduler"] == cluster.address
     assert engine["tasks"] == len(shards) and 1 <= engine["workers"] <= 2
 
@@ -171,25 +165,25 @@ def test_row_ranges_weights_and_smoothing_are_exact(
     """Shards over ``split_bytes`` go in row ranges; the address comes from the environment."""
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster.address)
     weight = np.random.default_rng(1).random(CLASSES) + 0.5
-    for op, options in [
-        ("cross_entropy", ShardOptions(split_bytes=100_000, weight=weight, label_smoothing=0.1)),
-        ("nll_loss", ShardOptions(split_bytes=100_000, reduction="none")),
+    for options in [
+        ShardOptions(LossSpec(weight=weight, label_smoothing=0.1), split_bytes=100_000),
+        ShardOptions(LossSpec("nll_loss", reduction="none"), split_bytes=100_000),
     ]:
         seen: list[tuple[int, int]] = []
 
         def record(done: int, total: int, seen: list[tuple[int, int]] = seen) -> None:
             seen.append((done, total))
 
-        scores, engine = score_shards(op, shards, options, on_done=record)
+        scores, engine = score_shards(shards, options, on_done=record)
         assert engine["tasks"] > len(shards) == len(scores)
         assert seen[-1] == (engine["tasks"], engine["tasks"])
-        check_exact(scores, *local(op, shards, options), options.reduction)
+        check_exact(scores, *local(shards, options), options.spec.reduction)
 
 
 def test_local_cluster(shards: list[tuple[str, str]]) -> None:
     options = ShardOptions()
-    scores, engine = score_shards("cross_entropy", shards, options, scheduler="local:2")
-    check_exact(scores, *local("cross_entropy", shards, options), "mean")
+    scores, engine = score_shards(shards, options, scheduler="local:2")
+    check_exact(scores, *local(shards, options), "mean")
     assert engine["scheduler"].startswith("tcp://127.0.0.1:") and engine["workers"] in (1, 2)
 
 
@@ -231,15 +225,13 @@ def test_a_bad_shard_fails_the_run_with_its_own_error(
         read_array(str(truncated))
     pairs = [*shards[:2], (str(truncated), shards[1][1]), *shards[3:]]
     with pytest.raises(ReadError) as error:
-        score_shards("cross_entropy", pairs, scheduler=cluster.address)
+        score_shards(pairs, scheduler=cluster.address)
     assert str(error.value) == str(local_error.value)
     assert "\n" not in str(error.value) and error.value.source == str(truncated)
 
     out_of_range = save(tmp_path / "labels-bad.npy", np.full(700, CLASSES))
     with pytest.raises(InputError, match=rf"^{out_of_range}: target {CLASSES} at position"):
-        score_shards(
-            "cross_entropy", [shards[0], (shards[0][0], out_of_range)], scheduler=cluster.address
-        )
+        score_shards([shards[0], (shards[0][0], out_of_range)], scheduler=cluster.address)
 
 
 def test_a_worker_killed_during_the_run(cluster: Cluster, tmp_path: Path) -> None:
@@ -266,9 +258,9 @@ def test_a_worker_killed_during_the_run(cluster: Cluster, tmp_path: Path) -> Non
                 os.kill(victim.pid, signal.SIGKILL)
                 killed.append((done, list(running)))
 
-        options = ShardOptions(reduction="sum")
+        options = ShardOptions(LossSpec(reduction="sum"))
         scores, engine = score_shards(
-            "cross_entropy", pairs, options, scheduler=cluster.address, on_done=kill_when_busy
+            pairs, options, scheduler=cluster.address, on_done=kill_when_busy
         )
     finally:
         stop(victim)
