@@ -35,6 +35,7 @@ from typing import Any, BinaryIO
 import numpy.typing as npt
 
 from lossctl.errors import ReadError
+from lossctl.io.csv_format import Header
 from lossctl.io.csv_format import read_csv as _read_csv
 from lossctl.io.json_format import parse_json, read_json
 from lossctl.io.npy import read_npy
@@ -45,9 +46,18 @@ from lossctl.io.sniff import EXTENSIONS, missing_magic, sniff_magic
 from lossctl.io.sources import STDIN_NAME, open_regular, read_stdin, resolve_spec
 from lossctl.io.text import BOM, EMPTY, decode_text, oneline
 
-__all__ = ["STDIN_NAME", "Loaded", "parse_number_list", "read_array", "read_document"]
+__all__ = [
+    "INLINE_NAME",
+    "STDIN_NAME",
+    "Loaded",
+    "parse_number_list",
+    "read_array",
+    "read_document",
+]
 
 Array = npt.NDArray[Any]
+
+INLINE_NAME = "<inline>"
 
 
 @dataclass(frozen=True)
@@ -58,21 +68,38 @@ class Loaded:
     source: str
     format: str
     meta: dict[str, object] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # one-line notes for stderr, e.g. which CSV header rule fired
 
 
 # ---------------------------------------------------------------- public API
 
 
-def read_array(spec: str, *, key: str | None = None, stdin: BinaryIO | None = None) -> Loaded:
-    """Read ``spec`` (a path, ``-`` for standard input, or ``PATH:KEY``) into an array.
+def read_array(
+    spec: str,
+    *,
+    key: str | None = None,
+    stdin: BinaryIO | None = None,
+    header: Header = "auto",
+) -> Loaded:
+    """Read ``spec`` (a path, ``-`` for standard input, ``PATH:KEY``, or inline JSON) into an array.
+
+    A ``spec`` that is not an existing path and starts with ``[`` is JSON text itself
+    (``'[[1,2,3]]'``), shown as ``<inline>``.
 
     ``key`` selects an NPZ member or a top-level JSON key; giving a different key in
-    ``PATH:KEY`` as well is an error.  Raises :class:`ReadError` for every problem.
+    ``PATH:KEY`` as well is an error.  ``header`` applies to CSV (see
+    :mod:`lossctl.io.csv_format`); :attr:`Loaded.notes` says which rule fired.
+    Raises :class:`ReadError` for every problem.
     """
     source = STDIN_NAME if spec == "-" else spec
     try:
+        if _is_inline(spec):
+            source = INLINE_NAME
+            note = " (not an existing file, so read as inline JSON)"
+            array, meta = read_json(spec.encode("utf-8"), source, key, note, True)
+            return Loaded(array, source, "json", meta)
         path, source, key = resolve_spec(spec, key)
-        return _read(path, source, key, stdin)
+        return _read(path, source, key, stdin, header)
     except ReadError:
         raise
     except RecursionError:
@@ -105,10 +132,17 @@ def read_document(spec: str, *, stdin: BinaryIO | None = None) -> tuple[dict[str
     return document, source
 
 
-def _read(path: str, source: str, key: str | None, stdin: BinaryIO | None) -> Loaded:
+def _is_inline(spec: str) -> bool:
+    """JSON text given as the argument: starts with ``[`` and is not an existing path."""
+    return spec.lstrip().startswith("[") and not os.path.exists(spec)
+
+
+def _read(
+    path: str, source: str, key: str | None, stdin: BinaryIO | None, header: Header
+) -> Loaded:
     if path == "-":
         data = read_stdin(stdin)
-        return _from_bytes(data, source, key, ext="")
+        return _from_bytes(data, source, key, "", header)
     if not path:
         raise ReadError("''", "empty file name; give a path, or `-` for standard input")
     ext = os.path.splitext(path)[1].lower()
@@ -129,20 +163,20 @@ def _read(path: str, source: str, key: str | None, stdin: BinaryIO | None) -> Lo
             array = read_npz(handle, source, key, _NPZ_MAX_BYTES)
             return Loaded(array, source, "npz", {})
         data = head + handle.read()
-    return _from_text_bytes(data, source, key, ext)
+    return _from_text_bytes(data, source, key, ext, header)
 
 
-def _from_bytes(data: bytes, source: str, key: str | None, ext: str) -> Loaded:
+def _from_bytes(data: bytes, source: str, key: str | None, ext: str, header: Header) -> Loaded:
     """Standard input: sniff everything."""
     content = sniff_magic(data[:8])
     if content == "npy":
         return Loaded(read_npy(io.BytesIO(data), len(data), source, key, path=None), source, "npy")
     if content == "npz":
         return Loaded(read_npz(io.BytesIO(data), source, key, _NPZ_MAX_BYTES), source, "npz")
-    return _from_text_bytes(data, source, key, ext)
+    return _from_text_bytes(data, source, key, ext, header)
 
 
-def _from_text_bytes(data: bytes, source: str, key: str | None, ext: str) -> Loaded:
+def _from_text_bytes(data: bytes, source: str, key: str | None, ext: str, header: Header) -> Loaded:
     ext_format = EXTENSIONS.get(ext)
     first = data[3:] if data.startswith(BOM) else data
     first_char = first.lstrip()[:1]
@@ -158,4 +192,5 @@ def _from_text_bytes(data: bytes, source: str, key: str | None, ext: str) -> Loa
             source, f"a key ({key!r}) was given, but CSV text holds a single table; drop the key"
         )
     delimiter = "\t" if ext_format == "tsv" else None
-    return Loaded(_read_csv(data, source, delimiter), source, "csv", {})
+    array, notes = _read_csv(data, source, delimiter, header)
+    return Loaded(array, source, "csv", {}, notes)
