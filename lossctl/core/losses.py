@@ -249,7 +249,11 @@ def _class_indices(
                 "class index",
                 "target",
             )
-    counted = flat != ignore_index
+    if flat.dtype.kind == "f" and float(ignore_index) != ignore_index:
+        # no float64 equals an integer it cannot hold; `flat != ignore_index` would round it
+        counted = np.ones(flat.shape, dtype=np.bool_)
+    else:
+        counted = flat != ignore_index
     out_of_range = counted & ((flat < 0) | (flat >= classes))
     if out_of_range.any():
         where = int(np.argmax(out_of_range))
