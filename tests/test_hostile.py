@@ -278,6 +278,30 @@ CASES: list[Case] = [
         "read normally: the header, comment and blank line are skipped",
     ),
     ok(
+        "pandas-index-csv",
+        "Any format",
+        "pandas `to_csv()` (index column, header `,0,1,...`) for logits and labels",
+        ("ce", "data/csv/logits_index.csv", "data/csv/labels_index.csv"),
+        loss_is(ce_ref(np.load(ROOT / "tests/data/csv/logits.npy").T, [2, 0, 4, 1])),
+        "read as the `.npy` would be: header skipped, pandas' index column dropped, with a note",
+    ),
+    ok(
+        "pandas-noindex-csv",
+        "Any format",
+        "pandas `to_csv(index=False)`: header `0,1,...,C-1` over float data",
+        ("softmax", "data/csv/logits_noindex.csv"),
+        softmax_of(np.load(ROOT / "tests/data/csv/logits.npy")),
+        "read as the `.npy` would be: the header is skipped, with a note",
+    ),
+    ok(
+        "inline-json",
+        "Any format",
+        "inline JSON arrays as arguments (`'[[1,2,3]]' '[2]'`)",
+        ("ce", "[[1,2,3]]", "[2]"),
+        loss_is(ce_ref([[1], [2], [3]], [2])),
+        "read as JSON text, shown as `<inline>`",
+    ),
+    ok(
         "trailing-comma-csv",
         "Any format",
         "trailing commas (CSV)",
@@ -953,6 +977,7 @@ def make_scratch(directory: Path) -> None:
     (directory / "inputs").symlink_to(ROOT / "tests" / "inputs")
     (directory / "hostile").symlink_to(ROOT / "tests" / "hostile")
     (directory / "seed").symlink_to(ROOT / "examples" / "seed")
+    (directory / "data").symlink_to(ROOT / "tests" / "data")
     (directory / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     np.save(directory / "object.npy", np.array([1, "a", None], dtype=object), allow_pickle=True)
     (directory / "pickle.npy").write_bytes(

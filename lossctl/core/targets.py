@@ -92,4 +92,6 @@ def _not_equal(flat: npt.NDArray[Any], ignore_index: int) -> npt.NDArray[np.bool
         if not info.min <= ignore_index <= info.max:  # no target can equal it
             return np.ones(flat.shape, dtype=bool)
         return np.asarray(flat != flat.dtype.type(ignore_index))
+    if float(ignore_index) != ignore_index:  # no float equals an integer it cannot hold
+        return np.ones(flat.shape, dtype=bool)
     return np.asarray(flat != ignore_index)

@@ -26,7 +26,8 @@ def natural_key(path: str) -> list[str | int]:
 def expand(specs: Sequence[str]) -> list[str]:
     """Each spec as given, or its matches in natural order when it is a glob pattern.
 
-    A spec that names an existing file (or is ``-``) is never expanded.
+    A spec that names an existing file (or is ``-``) is never expanded; one that starts
+    with ``[`` and matches no file is inline JSON text, passed on as it is.
     """
     paths: list[str] = []
     for spec in specs:
@@ -34,6 +35,9 @@ def expand(specs: Sequence[str]) -> list[str]:
             paths.append(spec)
             continue
         matches = sorted(glob.glob(spec), key=natural_key)
+        if not matches and spec.lstrip().startswith("["):
+            paths.append(spec)  # inline JSON, such as '[[1,2,3]]'
+            continue
         if not matches:
             raise ReadError(spec, "no file matches this pattern")
         paths.extend(matches)

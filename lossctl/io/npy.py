@@ -1,0 +1,142 @@
+"""NumPy ``.npy`` arrays, checked before any data is touched.
+
+Headers are read and checked (dtype; declared size against the bytes present) first;
+regular files are then opened with ``np.load(path, mmap_mode="r", allow_pickle=False)``,
+so native-endian arrays come back as read-only memory maps (no copy; Fortran order is
+kept) and big-endian ones as converted copies.  Integer and float dtypes up to 64 bits
+are kept; bool, complex, strings, dates, void/structured, object and long double are
+refused.  Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import IO, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lossctl.errors import ReadError
+from lossctl.io.text import MAX_NDIM, oneline
+
+__all__ = ["NPY_MAX_HEADER", "declared_bytes", "native", "npy_header", "read_npy"]
+
+Array = npt.NDArray[Any]
+
+NPY_MAX_HEADER = 10_000
+_ACCEPTED_DTYPES = "accepted: int8..int64, uint8..uint64, float16, float32, float64"
+
+
+class _CountingReader:
+    """Wraps a binary file and counts the bytes read (the NPY header length)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self.count += len(data)
+        return data
+
+
+def _dtype_problem(dtype: np.dtype[Any]) -> str | None:
+    if dtype.fields is not None:
+        names = ", ".join(dtype.names or ())
+        return f"structured (record) dtype with fields {names} is not supported; {_ACCEPTED_DTYPES}"
+    if dtype.subdtype is not None:
+        return f"sub-array dtype {dtype} is not supported; {_ACCEPTED_DTYPES}"
+    kind = dtype.kind
+    if kind in "iu" and dtype.itemsize <= 8:
+        return None
+    if kind == "f" and dtype.itemsize in (2, 4, 8):
+        return None
+    descriptions = {
+        "b": f"dtype {dtype.name} (boolean) is not supported",
+        "c": f"dtype {dtype.name} (complex) is not supported",
+        "U": f"dtype {dtype.str} (text strings) is not supported",
+        "S": f"dtype {dtype.str} (byte strings) is not supported",
+        "M": f"dtype {dtype.name} (dates) is not supported",
+        "m": f"dtype {dtype.name} (time spans) is not supported",
+        "V": f"dtype {dtype.str} (raw void bytes) is not supported",
+        "O": "dtype object (Python objects) is refused: reading it would need unpickling, "
+        "which lossctl never does",
+    }
+    message = descriptions.get(kind, f"dtype {dtype.name} is not supported")
+    return f"{message}; {_ACCEPTED_DTYPES}"
+
+
+def npy_header(
+    handle: IO[bytes], source: str, where: str
+) -> tuple[tuple[int, ...], bool, np.dtype[Any], int]:
+    """Read and check the NPY header: (shape, fortran_order, dtype, header length)."""
+    reader = _CountingReader(handle)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            version = np.lib.format.read_magic(reader)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(
+                    reader, max_header_size=NPY_MAX_HEADER
+                )
+            elif version in ((2, 0), (3, 0)):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(
+                    reader, max_header_size=NPY_MAX_HEADER
+                )
+            else:
+                raise ReadError(
+                    source, f"{where}unsupported .npy format version {version[0]}.{version[1]}"
+                )
+    except ReadError:
+        raise
+    except Exception as exc:
+        raise ReadError(source, f"{where}invalid .npy header: {oneline(exc)}") from None
+    if not all(type(n) is int and n >= 0 for n in shape) or len(shape) > MAX_NDIM:
+        raise ReadError(source, f"{where}invalid .npy header: bad shape {shape}")
+    problem = _dtype_problem(dtype)
+    if problem:
+        raise ReadError(source, f"{where}{problem}")
+    return shape, fortran, dtype, reader.count
+
+
+def declared_bytes(shape: tuple[int, ...], dtype: np.dtype[Any]) -> int:
+    return math.prod(shape) * dtype.itemsize
+
+
+def native(array: Array) -> Array:
+    """Native byte order; memory maps of native data are returned as they are."""
+    if array.dtype.isnative:
+        return array
+    return np.array(array, dtype=array.dtype.newbyteorder("="), order="K")
+
+
+def read_npy(
+    handle: IO[bytes], size: int, source: str, key: str | None, *, path: str | None
+) -> Array:
+    if key is not None:
+        raise ReadError(
+            source, f"a key ({key!r}) was given, but a .npy file holds a single array; drop the key"
+        )
+    shape, _fortran, dtype, header_length = npy_header(handle, source, "")
+    declared = declared_bytes(shape, dtype)
+    available = size - header_length
+    if declared > available:
+        raise ReadError(
+            source,
+            f"truncated or corrupt .npy: the header declares shape {shape} of {dtype.name} "
+            f"= {declared} bytes, but only {available} bytes of data follow",
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if path is not None:
+                array = np.load(path, mmap_mode="r", allow_pickle=False)
+            else:
+                handle.seek(0)
+                array = np.load(handle, allow_pickle=False)
+    except Exception as exc:
+        raise ReadError(source, f"cannot read .npy data: {oneline(exc)}") from None
+    if not isinstance(array, np.ndarray) or array.shape != shape or array.dtype != dtype:
+        raise ReadError(source, "the file changed while it was being read; try again")
+    return native(array)

@@ -1,0 +1,123 @@
+"""NumPy ``.npz`` archives: one member, checked before it is expanded.
+
+Members are read with :mod:`zipfile` and :func:`numpy.lib.format.read_array` after
+checking the member's NPY header and its declared zip sizes (refused when larger than
+the data could be, or when it would expand more than 64x *and* beyond ``max_bytes``,
+1 GiB by default).  Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+import zipfile
+from typing import IO, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lossctl.errors import ReadError
+from lossctl.io.npy import NPY_MAX_HEADER, declared_bytes, native, npy_header
+from lossctl.io.sniff import NPY_MAGIC
+from lossctl.io.text import oneline
+
+__all__ = ["NPZ_MAX_BYTES", "read_npz"]
+
+Array = npt.NDArray[Any]
+
+NPZ_MAX_RATIO = 64
+NPZ_MAX_BYTES = 1 << 30
+
+
+def read_npz(
+    handle: IO[bytes], source: str, key: str | None, max_bytes: int = NPZ_MAX_BYTES
+) -> Array:
+    try:
+        archive_size = handle.seek(0, io.SEEK_END)
+        handle.seek(0)
+        with zipfile.ZipFile(handle) as archive:
+            return _read_npz_member(archive, archive_size, source, key, max_bytes)
+    except ReadError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise ReadError(
+            source, f"not a readable .npz archive ({type(exc).__name__}: {oneline(exc)})"
+        ) from None
+
+
+def _read_npz_member(
+    archive: zipfile.ZipFile, archive_size: int, source: str, key: str | None, max_bytes: int
+) -> Array:
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in archive.infolist():
+        if info.is_dir():
+            continue
+        name = info.filename
+        members[name[:-4] if name.endswith(".npy") else name] = info
+    if not members:
+        raise ReadError(source, "the .npz archive holds no arrays")
+    if not any(info.filename.endswith(".npy") for info in members.values()):
+        raise ReadError(
+            source, "a zip archive without .npy members; is this really a NumPy .npz file?"
+        )
+    listing = ", ".join(repr(name) for name in list(members)[:20])
+    if len(members) > 20:
+        listing += f", ... ({len(members)} in all)"
+    if key is None:
+        if len(members) > 1:
+            raise ReadError(
+                source,
+                f"the .npz archive holds {len(members)} arrays ({listing}); "
+                "choose one with --key NAME or FILE:NAME",
+            )
+        key = next(iter(members))
+    info_or_none = members.get(key)
+    if info_or_none is None and key in archive.namelist():
+        info_or_none = archive.getinfo(key)
+    if info_or_none is None:
+        raise ReadError(source, f"no array named {key!r} in the .npz archive; it holds: {listing}")
+    info = info_or_none
+    where = f"member {key!r}: "
+    if info.flag_bits & 0x1:
+        raise ReadError(source, f"{where}is encrypted; lossctl cannot read encrypted archives")
+    if info.compress_size > archive_size:
+        raise ReadError(
+            source,
+            f"{where}claims {info.compress_size} compressed bytes, but the whole archive has "
+            f"only {archive_size} bytes (corrupt or crafted archive)",
+        )
+    compressed = max(info.compress_size, 1)
+    if info.file_size > NPZ_MAX_RATIO * compressed and info.file_size > max_bytes:
+        raise ReadError(
+            source,
+            f"{where}would expand from {info.compress_size} to {info.file_size} bytes "
+            f"({info.file_size // compressed}x), beyond the safety limit of {NPZ_MAX_RATIO}x "
+            f"and {max_bytes} bytes (possible zip bomb); refusing",
+        )
+    with archive.open(info) as member:
+        magic = member.read(len(NPY_MAGIC))
+        if magic != NPY_MAGIC:
+            raise ReadError(source, f"{where}is not a .npy array (no \\x93NUMPY magic bytes)")
+    with archive.open(info) as member:
+        shape, _fortran, dtype, header_length = npy_header(member, source, where)
+    declared = declared_bytes(shape, dtype)
+    if header_length + declared > info.file_size:
+        raise ReadError(
+            source,
+            f"{where}inconsistent sizes: its header declares shape {shape} of {dtype.name} = "
+            f"{declared} bytes, but the zip entry holds only {info.file_size} bytes "
+            "(truncated or crafted archive)",
+        )
+    try:
+        with warnings.catch_warnings(), archive.open(info) as member:
+            warnings.simplefilter("ignore")
+            array = np.lib.format.read_array(
+                member, allow_pickle=False, max_header_size=NPY_MAX_HEADER
+            )
+    except Exception as exc:
+        raise ReadError(source, f"{where}cannot read the array: {oneline(exc)}") from None
+    if array.shape != shape or array.dtype != dtype:
+        raise ReadError(source, f"{where}the array does not match its header")
+    return native(array)
