@@ -812,7 +812,7 @@ CASES: list[Case] = [
         "Labels",
         "beyond int64 (`99999999999999999999`)",
         ("ce", "seed/logits.json", "hostile/labels_beyond_int64.json"),
-        "target 1e+20 at position (0,) is out of range",
+        "integer '99999999999999999999' at [0] is beyond the 64-bit integer range",
     ),
     bad(
         "labels-uint64-max",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import struct
 import sys
@@ -114,8 +115,12 @@ def test_shipped_inputs_read(name: str, fmt: str, expected: Any) -> None:
     assert loaded.format == fmt
     assert loaded.source == shipped(name)
     same(loaded.array, expected)
-    if fmt in ("json", "csv"):
+    if fmt == "csv":
         assert loaded.array.dtype == np.float64
+    if fmt == "json":  # exact: int64 when every number is a JSON integer
+        values = np.ravel(expected)
+        whole = values.size > 0 and all(isinstance(v, int | np.integer) for v in values.tolist())
+        assert loaded.array.dtype == (np.int64 if whole else np.float64)
 
 
 def test_npy_dtypes_are_kept_and_native() -> None:
@@ -153,7 +158,7 @@ BAD: list[tuple[str, tuple[str, ...]]] = [
     ("nan_token.json", ("[1]", "bare NaN", "RFC 8259", '"nan"')),
     ("infinity_token.json", ("[1][0]", "bare -Infinity", '"-inf"')),
     ("huge_int.json", ("number out of float64 range at [1]",)),
-    ("long_int.json", ("number out of float64 range at [1][1]",)),
+    ("long_int.json", ("integer '9999", "at [1][1] is beyond the 64-bit integer range")),
     ("overflow.json", ("number out of float64 range at [1][0]",)),
     ("duplicate_keys.json", ("duplicate key 'logits'",)),
     ("mixed_types.json", ("[1][1]", "found true")),
@@ -237,14 +242,29 @@ def test_json_deep_object_nesting(tmp_path: Path) -> None:
         ('"nan"', NAN),
         ("-3", -3.0),
         (" \n [1,2] \n", [1, 2]),
-        (str(2**64), float(2**64)),
-        ("[" + "9" * 300 + "]", [float("9" * 300)]),
+        ("[2, 1.5]", [2.0, 1.5]),
+        ("[9007199254740992, 0.5]", [2.0**53, 0.5]),
     ],
 )
 def test_json_values(tmp_path: Path, text: str, expected: Any) -> None:
+    """Integers stay exact: int64 when every number is an integer, else float64."""
     loaded = read_array(write(tmp_path / "v.json", text))
     same(loaded.array, expected)
-    assert loaded.array.dtype == np.float64
+    whole = "." not in text and "e" not in text.lower() and '"' not in text
+    assert loaded.array.dtype == (np.int64 if whole and loaded.array.size else np.float64)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (str(2**64), "integer '18446744073709551616' at top level is beyond the 64-bit"),
+        ("[" + "9" * 300 + "]", "at [0] is beyond the 64-bit integer range"),
+        ("[9007199254740993, 0.5]", "integer 9007199254740993 at [0] cannot be represented"),
+    ],
+)
+def test_json_integers_that_would_round_are_refused(tmp_path: Path, text: str, words: str) -> None:
+    with pytest.raises(ReadError, match=re.escape(words)):
+        read_array(write(tmp_path / "v.json", text))
 
 
 @pytest.mark.parametrize(
@@ -880,8 +900,10 @@ def check_loaded(loaded: Loaded) -> None:
     assert loaded.format in ("json", "csv", "npy", "npz")
     assert isinstance(loaded.array, np.ndarray)
     assert loaded.array.dtype.kind in "iuf" and loaded.array.dtype.isnative
-    if loaded.format in ("json", "csv"):
+    if loaded.format == "csv":
         assert loaded.array.dtype == np.float64
+    if loaded.format == "json":  # int64 only for integers, which stay exact
+        assert loaded.array.dtype in (np.float64, np.int64)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,8 @@ from lossctl.cli.options import (
     DimOption,
     ExtraOptions,
     FilesArgument,
+    Header,
+    HeaderOption,
     JsonOption,
     KeyOption,
     LabelSmoothingOption,
@@ -102,6 +104,7 @@ def softmax(
     logits: Annotated[str, typer.Argument(help="Logits file or '-'.")],
     dim: DimOption = -1,
     key: KeyOption = None,
+    header: HeaderOption = Header.auto,
     *,
     output: OutputOptions,
 ) -> None:
@@ -109,13 +112,14 @@ def softmax(
 
     Example: lossctl softmax examples/seed/logits.json -d 0
     """
-    run_elementwise("softmax", logits, dim=dim, key=key, output=output)
+    run_elementwise("softmax", logits, dim=dim, key=key, header=header, output=output)
 
 
 def log_softmax(
     logits: Annotated[str, typer.Argument(help="Logits file or '-'.")],
     dim: DimOption = -1,
     key: KeyOption = None,
+    header: HeaderOption = Header.auto,
     *,
     output: OutputOptions,
 ) -> None:
@@ -123,12 +127,13 @@ def log_softmax(
 
     Example: lossctl log-softmax examples/seed/logits.json -d 0
     """
-    run_elementwise("log_softmax", logits, dim=dim, key=key, output=output)
+    run_elementwise("log_softmax", logits, dim=dim, key=key, header=header, output=output)
 
 
 def log(
     probs: Annotated[str, typer.Argument(help="Probabilities file or '-'.")],
     key: KeyOption = None,
+    header: HeaderOption = Header.auto,
     *,
     output: OutputOptions,
 ) -> None:
@@ -136,11 +141,17 @@ def log(
 
     Example: lossctl softmax examples/seed/logits.json -d 0 --json | lossctl log -
     """
-    run_elementwise("log", probs, dim=None, key=key, output=output)
+    run_elementwise("log", probs, dim=None, key=key, header=header, output=output)
 
 
 def run_elementwise(
-    op: str, input_spec: str, *, dim: int | None, key: str | None, output: OutputOptions
+    op: str,
+    input_spec: str,
+    *,
+    dim: int | None,
+    key: str | None,
+    header: Header,
+    output: OutputOptions,
 ) -> None:
     """Read, compute and print ``softmax``, ``log-softmax`` or ``log``."""
     import numpy as np
@@ -148,7 +159,7 @@ def run_elementwise(
     from lossctl.core.losses import log_softmax, normalize_axis, softmax
 
     check_stdin([input_spec])
-    values = read(input_spec, key)
+    values = read(input_spec, key, header.value, values=True)
     messages: list[str] = []
     if op == "log":
         carried = values.meta.get("dim")
@@ -236,8 +247,8 @@ def doctor(
     if op == "nll_loss" and label_smoothing:
         raise InputError("--label-smoothing applies to cross-entropy only (--loss ce)")
     check_stdin([input] + ([labels] if labels is not None else []))
-    values = read(input, target.key)
-    targets = None if labels is None else read(labels, target.labels_key)
+    values = read(input, target.key, target.header.value, values=True)
+    targets = None if labels is None else read(labels, target.labels_key, target.header.value)
     weights = read_weight(target.weight)
     class_dim = target.class_dim
     if class_dim is None and isinstance(values.meta.get("dim"), int):

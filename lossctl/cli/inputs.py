@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import TYPE_CHECKING
 
 import typer
 
-from lossctl.cli.streams import current
+from lossctl.cli.streams import current, one_line, stderr_line
 from lossctl.errors import InputError
 
 if TYPE_CHECKING:
@@ -42,13 +43,22 @@ def check_stdin_readable() -> None:
         )
 
 
-def read(spec: str, key: str | None) -> Loaded:
-    """The array that ``spec`` names (a file, ``-``, ``FILE:KEY``)."""
+def read(spec: str, key: str | None, header: str = "auto", *, values: bool = False) -> Loaded:
+    """The array that ``spec`` names (a file, ``-``, ``FILE:KEY``, inline JSON); the
+    reader's notes (which CSV header rule fired) go to stderr. ``values``: numbers that
+    are computed with (logits, weights), so integers that float64 would round are refused.
+    """
+    from lossctl.io.exact import exact_float64
     from lossctl.io.readers import read_array
 
     if is_stdin_spec(spec):  # also --weight -, which check_stdin does not see
         check_stdin_readable()
-    return read_array(spec, key=key, stdin=current().stdin)
+    loaded = read_array(spec, key=key, stdin=current().stdin, header=header)  # type: ignore[arg-type]
+    for note in loaded.notes:
+        stderr_line(f"lossctl: note: {one_line(note)}")
+    if values and loaded.array.dtype.kind in "iu":
+        loaded = dataclasses.replace(loaded, array=exact_float64(loaded.array, loaded.source))
+    return loaded
 
 
 def read_weight(spec: str | None) -> npt.NDArray[np.float64] | None:
@@ -58,7 +68,7 @@ def read_weight(spec: str | None) -> npt.NDArray[np.float64] | None:
     from lossctl.io.readers import parse_number_list
 
     if spec == "-" or os.path.exists(spec.rsplit(":", 1)[0]):
-        return read(spec, None).array.astype("float64")
+        return read(spec, None, values=True).array.astype("float64")
     return parse_number_list(spec, what="--weight")
 
 

@@ -98,8 +98,8 @@ def run_shards(request: LossRequest, pairs: list[tuple[str, str]]) -> None:
     progress = Progress(len(pairs), "shards", enabled=not request.loss.quiet)
     partials, per_position, messages = [], [], []
     for input_spec, labels_spec in pairs:
-        values = read(input_spec, request.target.key)
-        labels = read(labels_spec, request.target.labels_key)
+        values = read(input_spec, request.target.key, request.target.header.value, values=True)
+        labels = read(labels_spec, request.target.labels_key, request.target.header.value)
         result, _ = compute_loss(request, values, labels, weight, request.target.class_dim)
         partials.append(partial_from_result(result, values.source))
         per_position.append(result.per_position)
@@ -183,8 +183,8 @@ def run_on_cluster(request: LossRequest, pairs: list[tuple[str, str]], scheduler
 def run_one(request: LossRequest, input_spec: str, labels_spec: str) -> None:
     """Read, compute, check and print ``ce`` or ``nll`` of one input."""
     check_stdin([input_spec, labels_spec])
-    values = read(input_spec, request.target.key)
-    labels = read(labels_spec, request.target.labels_key)
+    values = read(input_spec, request.target.key, request.target.header.value, values=True)
+    labels = read(labels_spec, request.target.labels_key, request.target.header.value)
     weight = read_weight(request.target.weight)
     class_dim = request.target.class_dim
     if class_dim is None and isinstance(values.meta.get("dim"), int):

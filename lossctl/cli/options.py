@@ -37,6 +37,12 @@ class Precision(str, Enum):
     float64 = "float64"
 
 
+class Header(str, Enum):
+    auto = "auto"
+    yes = "yes"
+    no = "no"
+
+
 class LossName(str, Enum):
     ce = "ce"
     nll = "nll"
@@ -73,6 +79,15 @@ KeyOption = Annotated[
     typer.Option(
         "--key",
         help="Array to take from an NPZ file or a JSON object (or FILE:KEY).",
+        rich_help_panel=INPUT,
+    ),
+]
+HeaderOption = Annotated[
+    Header,
+    typer.Option(
+        "--header",
+        help="CSV: is the first line column names? auto: yes for names and for pandas' "
+        "0,1,… over non-integer data (a note on stderr says which rule fired).",
         rich_help_panel=INPUT,
     ),
 ]
@@ -146,6 +161,7 @@ class TargetOptions:
         ),
     ] = None
     key: KeyOption = None
+    header: HeaderOption = Header.auto
     labels_key: Annotated[
         str | None,
         typer.Option(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 __all__ = ["READABLE", "foreign_format"]
 
-READABLE = "lossctl reads .npy, .npz, .json, .csv/.tsv and .safetensors"
+READABLE = "lossctl reads .npy, .npz, .json, .csv/.tsv, .pt (torch.save) and .safetensors"
 
 _TORCH_EXTENSIONS = frozenset({".pt", ".pth", ".bin"})
 # torch.serialization's legacy MAGIC_NUMBER 0x1950A86A20F9469CFC6C, pickled as a long.

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -64,10 +65,30 @@ def _big_int(text: str) -> float:
     return float(text)  # inf for huge integers; validation reports it
 
 
-def parse_json(text: str, source: str, note: str, is_json_ext: bool) -> Any:
+class IntegerTracker:
+    """``parse_int`` for :func:`json.loads`: exact ints, noting any beyond ±2**53."""
+
+    def __init__(self) -> None:
+        self.beyond_float = False
+
+    def __call__(self, text: str) -> int:
+        value = int(text)
+        if not self.beyond_float and abs(value) > 2**53:
+            self.beyond_float = True
+        return value
+
+
+def parse_json(
+    text: str, source: str, note: str, is_json_ext: bool, ints: IntegerTracker | None = None
+) -> Any:
     try:
         try:
-            return json.loads(text, parse_constant=_BareConstant, object_pairs_hook=_pairs_hook)
+            return json.loads(
+                text,
+                parse_constant=_BareConstant,
+                object_pairs_hook=_pairs_hook,
+                parse_int=ints or int,
+            )
         except ValueError as exc:
             if isinstance(exc, json.JSONDecodeError) or "digits" not in str(exc):
                 raise
@@ -102,9 +123,10 @@ def read_json(
     text = decode_text(data, source, "JSON")
     if not text.strip():
         raise ReadError(source, EMPTY)
-    document = parse_json(text, source, note, is_json_ext)
+    ints = IntegerTracker()
+    document = parse_json(text, source, note, is_json_ext, ints)
     node, path, meta, shape_field = _select_json(document, source, key)
-    array = _json_to_array(node, source, path)
+    array = _json_to_array(node, source, path, ints.beyond_float)
     if shape_field is not None:
         array = _apply_shape(array, shape_field, source)
     return array, meta
@@ -198,9 +220,11 @@ def _json_scalar(value: Any, path: tuple[int | str, ...], source: str) -> float:
         return float(value)
     if kind is int:
         try:
-            return float(value)
+            converted = float(value)
         except OverflowError:
             raise ReadError(source, f"number out of float64 range at {_where(path)}") from None
+        _refuse_rounded_integers(value, path, source)
+        return converted
     where = _where(path)
     if kind is str:
         special = SPECIAL.get(value.lower()) if len(value) <= 9 else None
@@ -229,7 +253,11 @@ def _row_ok(row: list[Any]) -> bool:
     return set(map(type, row)) <= _NUMERIC_TYPES and _INF not in row and _NINF not in row
 
 
-def _json_to_array(node: Any, source: str, path: tuple[int | str, ...]) -> Array:
+def _json_to_array(
+    node: Any, source: str, path: tuple[int | str, ...], big_integers: bool = True
+) -> Array:
+    """The nested list as an array: int64 when every number is an integer (exact), else
+    float64, refusing integers that float64 would round (``big_integers``: some were seen)."""
     shape: list[int] = []
     current = node
     while type(current) is list:
@@ -244,22 +272,66 @@ def _json_to_array(node: Any, source: str, path: tuple[int | str, ...]) -> Array
             break
         current = current[0]
     checked = _json_check(node, shape, 0, path, source)
+    whole = _all_integers(checked, len(shape))
     try:
-        array = np.array(checked, dtype=np.float64)
+        array = np.array(checked, dtype=np.int64 if whole else np.float64)
     except OverflowError:
-        _find_overflow(checked, path, source)
+        _find_overflow(checked, path, source, whole)
         raise
+    if big_integers and not whole and array.size:
+        _refuse_rounded_integers(checked, path, source)
     if array.shape != tuple(shape):  # cannot happen after the checks; be safe
         raise ReadError(source, f"{_where(path)}: inconsistent nesting")
     return array
 
 
-def _find_overflow(node: Any, path: tuple[int | str, ...], source: str) -> None:
+def _find_overflow(node: Any, path: tuple[int | str, ...], source: str, whole: bool) -> None:
     if type(node) is list:
         for index, child in enumerate(node):
-            _find_overflow(child, (*path, index), source)
+            _find_overflow(child, (*path, index), source, whole)
+    elif whole and not -(2**63) <= node < 2**63:
+        raise ReadError(
+            source,
+            f"integer {show(str(node))} at {_where(path)} is beyond the 64-bit integer range "
+            "(class indices are int64, as in PyTorch); write logits as floats (e.g. 1e20) if "
+            "rounding is acceptable",
+        )
     else:
         _json_scalar(node, path, source)
+
+
+def _leaves(node: Any, ndim: int) -> Iterator[Any]:
+    """The numbers of a validated nested list, in order."""
+    if ndim == 0:
+        yield node
+    elif ndim == 1:
+        yield from node
+    else:
+        for child in node:
+            yield from _leaves(child, ndim - 1)
+
+
+def _all_integers(node: Any, ndim: int) -> bool:
+    """Whether every number is a JSON integer (then the array is int64, exactly)."""
+    if ndim == 0:
+        return type(node) is int
+    return any(True for _ in _leaves(node, ndim)) and all(
+        type(value) is int for value in _leaves(node, ndim)
+    )
+
+
+def _refuse_rounded_integers(node: Any, path: tuple[int | str, ...], source: str) -> None:
+    """Integers beside floats become float64: refuse one that would be rounded."""
+    if type(node) is list:
+        for index, child in enumerate(node):
+            _refuse_rounded_integers(child, (*path, index), source)
+    elif type(node) is int and abs(node) > 2**53 and int(float(node)) != node:
+        raise ReadError(
+            source,
+            f"integer {node} at {_where(path)} cannot be represented exactly as a float "
+            "(beyond ±2**53) beside the other numbers; write every number as an integer, or "
+            "round it yourself",
+        )
 
 
 def _json_check(
@@ -268,6 +340,8 @@ def _json_check(
     """Validate ``node`` against ``shape``; return it, or a converted copy when needed."""
     ndim = len(shape)
     if depth == ndim:
+        if ndim == 0 and type(node) is int:
+            return node  # a single integer stays exact (int64)
         return _json_scalar(node, path, source)
     expected = shape[depth]
     if type(node) is not list:

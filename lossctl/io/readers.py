@@ -1,6 +1,9 @@
 """Turn files and standard input into validated NumPy arrays: the public entry points.
 
-Formats: JSON, CSV/TSV (and whitespace-separated text), NumPy ``.npy`` and ``.npz``.
+Formats: JSON, CSV/TSV (and whitespace-separated text), NumPy ``.npy`` and ``.npz``,
+PyTorch ``torch.save`` files (``.pt``, read without PyTorch, never unpickled freely) and
+``.safetensors``; other formats (Parquet, Arrow, HDF5, pickle, GGUF…) are named and
+refused with a one-line way to convert them.
 Every failure is a :class:`~lossctl.errors.ReadError` with a one-line message that
 names the source and, where it applies, the position (JSON index path such as
 ``[3][1]``; CSV line and column).  Nothing here prints.
@@ -8,7 +11,10 @@ names the source and, where it applies, the position (JSON index path such as
 One module per concern: :mod:`~lossctl.io.sources` (paths, keys, standard input),
 :mod:`~lossctl.io.sniff` (format detection), :mod:`~lossctl.io.numbers` (number
 cells), :mod:`~lossctl.io.json_format`, :mod:`~lossctl.io.csv_format`,
-:mod:`~lossctl.io.npy` and :mod:`~lossctl.io.npz`; this module dispatches.
+:mod:`~lossctl.io.npy`, :mod:`~lossctl.io.npz`, :mod:`~lossctl.io.torch_pt`,
+:mod:`~lossctl.io.safetensors` and :mod:`~lossctl.io.foreign`; this module dispatches:
+NPY magic; a zip archive (``torch.save``'s layout, else NPZ); a safetensors header
+(or the ``.safetensors`` extension); PyTorch's legacy pickle; a foreign format; text.
 
 Extension and content disagree
     Content wins where it is unambiguous: NPY or ZIP magic bytes are read as NPY/NPZ
@@ -29,14 +35,18 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
+import numpy as np
 import numpy.typing as npt
 
 from lossctl.errors import ReadError
+from lossctl.io import safetensors, torch_pt
 from lossctl.io.csv_format import Header
 from lossctl.io.csv_format import read_csv as _read_csv
+from lossctl.io.foreign import foreign_format
 from lossctl.io.json_format import parse_json, read_json
 from lossctl.io.npy import read_npy
 from lossctl.io.npz import NPZ_MAX_BYTES as _NPZ_MAX_BYTES
@@ -147,23 +157,56 @@ def _read(
         raise ReadError("''", "empty file name; give a path, or `-` for standard input")
     ext = os.path.splitext(path)[1].lower()
     with open_regular(path, source) as handle:
-        head = handle.read(8)
+        head = handle.read(HEAD_BYTES)
+        size = os.fstat(handle.fileno()).st_size
         content = sniff_magic(head)
         ext_format = EXTENSIONS.get(ext)
         if content is None and ext_format in ("npy", "npz"):
             rest = handle.read(4096)
             raise ReadError(source, missing_magic(ext, head + rest))
         if content == "npy":
-            size = os.fstat(handle.fileno()).st_size
             handle.seek(0)
             array = read_npy(handle, size, source, key, path=path)
             return Loaded(array, source, "npy", {})
         if content == "npz":
+            if _is_torch_archive(handle):
+                return Loaded(torch_pt.read_pt(path, source, key), source, "pt")
             handle.seek(0)
             array = read_npz(handle, source, key, _NPZ_MAX_BYTES)
             return Loaded(array, source, "npz", {})
+        if safetensors.looks_like_safetensors(head, size) or ext == ".safetensors":
+            tensor = safetensors.read_safetensors(path, source, key)
+            return Loaded(_as_array(tensor), source, "safetensors")
+        _refuse_foreign(head, ext, source)
         data = head + handle.read()
     return _from_text_bytes(data, source, key, ext, header)
+
+
+HEAD_BYTES = 16  # enough for every magic number and a safetensors header length
+
+
+def _is_torch_archive(handle: IO[bytes]) -> bool:
+    """Whether a zip archive has ``torch.save``'s layout (``ARCHIVE/data.pkl``)."""
+    try:
+        handle.seek(0)
+        with zipfile.ZipFile(handle) as archive:
+            return torch_pt.is_torch_zip(archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return False  # read_npz says what is wrong with it
+
+
+def _refuse_foreign(head: bytes, ext: str, source: str) -> None:
+    """PyTorch's legacy format and the formats lossctl names but does not read."""
+    if torch_pt.looks_like_legacy_torch(head):
+        torch_pt.read_pt_bytes(head, source, None)  # raises with the re-save hint
+    problem = foreign_format(head, ext)
+    if problem is not None:
+        raise ReadError(source, problem)
+
+
+def _as_array(tensor: Array | safetensors.Bfloat16Array) -> Array:
+    """bfloat16 tensors become float32 exactly (the top half of a float32)."""
+    return tensor if isinstance(tensor, np.ndarray) else tensor.to_float32()
 
 
 def _from_bytes(data: bytes, source: str, key: str | None, ext: str, header: Header) -> Loaded:
@@ -172,7 +215,13 @@ def _from_bytes(data: bytes, source: str, key: str | None, ext: str, header: Hea
     if content == "npy":
         return Loaded(read_npy(io.BytesIO(data), len(data), source, key, path=None), source, "npy")
     if content == "npz":
+        if _is_torch_archive(io.BytesIO(data)):
+            return Loaded(torch_pt.read_pt_bytes(data, source, key), source, "pt")
         return Loaded(read_npz(io.BytesIO(data), source, key, _NPZ_MAX_BYTES), source, "npz")
+    if safetensors.looks_like_safetensors(data[:HEAD_BYTES], len(data)):
+        tensor = safetensors.read_safetensors_bytes(data, source, key)
+        return Loaded(_as_array(tensor), source, "safetensors")
+    _refuse_foreign(data[:HEAD_BYTES], ext, source)
     return _from_text_bytes(data, source, key, ext, header)
 
 
