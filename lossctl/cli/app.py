@@ -394,12 +394,23 @@ def located(error: InputError, sources: dict[str, str | None]) -> InputError:
     return InputError(f"{where}: {error}" if where else str(error))
 
 
+class WarningText(str):
+    """A warning's message that remembers the warning's category (to decide on, not print)."""
+
+    category: type[Warning] | None = None
+
+
 def collect_warnings(action: Callable[[], Any]) -> tuple[Any, list[str]]:
     """Run ``action``, returning its value and the messages of the warnings it raised."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         value = action()
-    return value, [str(w.message) for w in caught]
+    texts: list[str] = []
+    for record in caught:
+        text = WarningText(record.message)
+        text.category = record.category
+        texts.append(text)
+    return value, texts
 
 
 @dataclass(frozen=True)
@@ -900,9 +911,6 @@ class Extras:
         )
 
 
-NEG_INF_CODES = {"neg-inf-at-target", "neg-inf-label-smoothing", "neg-inf-zero-probability"}
-
-
 @dataclass
 class LossChecks:
     """The findings, gradient and metrics that go with a ``ce`` / ``nll`` result."""
@@ -914,7 +922,9 @@ class LossChecks:
 
     def document(self) -> dict[str, Any]:
         """Keys added to the ``--json`` document."""
-        document: dict[str, Any] = {"findings": [f.as_json() for f in self.findings]}
+        from lossctl.render.messages import finding_json
+
+        document: dict[str, Any] = {"findings": [finding_json(f) for f in self.findings]}
         if self.shift:
             document["shift"] = True
         if self.grad is not None:
@@ -954,8 +964,9 @@ def loss_checks(
     ``messages`` are the core's warnings; a finding that says the same thing better
     replaces them (the ambiguous class axis, the NaN of a mean over no targets).
     """
-    from lossctl.doctor.checks import diagnose
-    from lossctl.doctor.reasons import nonfinite_reason
+    from lossctl.core.losses import AmbiguousClassAxisWarning
+    from lossctl.doctor import NEG_INF_CODES, FindingCode, ReasonCode, diagnose, nonfinite_reason
+    from lossctl.render.messages import message, reason_message
 
     findings = [
         finding
@@ -974,17 +985,22 @@ def loss_checks(
     ]
     codes = {finding.code for finding in findings}
     kept = [
-        message
-        for message in messages
-        if not ("ambiguous-class-axis" in codes and message.startswith("the class axis is"))
+        text
+        for text in messages
+        if not (
+            FindingCode.AMBIGUOUS_CLASS_AXIS in codes
+            and getattr(text, "category", None) is AmbiguousClassAxisWarning
+        )
     ]
-    kept += [finding.message for finding in findings]
+    kept += [message(finding) for finding in findings]
     reason = nonfinite_reason(result, values.array)
-    explained = "all-ignored" in codes or (
-        reason is not None and "-inf" in reason and bool(codes & NEG_INF_CODES)
+    explained = FindingCode.ALL_IGNORED in codes or (
+        reason is not None
+        and reason.code == ReasonCode.INPUT_HAS_NEGINF
+        and bool(codes & NEG_INF_CODES)
     )
-    if reason and not explained:
-        kept.append(reason)
+    if reason is not None and not explained:
+        kept.append(reason_message(reason))
     checks = LossChecks(findings=findings, shift=extras.shift)
     if extras.grad:
         from lossctl.core.grad import grad_from_result
@@ -1107,7 +1123,8 @@ def doctor_command(
 
     Example: lossctl doctor examples/mistakes/probs.json examples/seed/labels.json
     """
-    from lossctl.doctor.checks import diagnose
+    from lossctl.doctor import diagnose
+    from lossctl.render.messages import finding_json, message
 
     op = "cross_entropy" if loss == LossName.ce else "nll_loss"
     if op == "nll_loss" and label_smoothing:
@@ -1142,7 +1159,7 @@ def doctor_command(
                 "loss": op,
                 "shape": list(values.array.shape),
                 "inputs": sources,
-                "findings": [finding.as_json() for finding in findings],
+                "findings": [finding_json(finding) for finding in findings],
             },
             Output(json=json_output, digits=4, full=False, path=output_path),
         )
@@ -1151,7 +1168,7 @@ def doctor_command(
 
         emit_rich(findings_view(findings), soft_wrap=True)
     problems = [finding for finding in findings if finding.severity != "info"]
-    finish_strict(strict, [finding.message for finding in problems], "problem")
+    finish_strict(strict, [message(finding) for finding in problems], "problem")
 
 
 @app.command("merge")
