@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 
 from lossctl.cli.app import app
 from lossctl.core.losses import log_softmax, loss_result, softmax
-from lossctl.doctor.checks import CODES, Finding, diagnose, double_softmax_floor
+from lossctl.doctor import CODES, Finding, diagnose, double_softmax_floor
 from lossctl.errors import InputError
+from lossctl.render.messages import finding_json, message
 from tests.conftest import ROOT, SEED
 
 X = np.array([[1.1741, -0.4859], [-3.718, 1.5257], [0.0222, 0.5898]])  # classes on axis 0
@@ -83,9 +84,9 @@ def test_each_code_is_triggered_by_its_mistake(code: str) -> None:
     findings = TRIGGERS[code]()
     finding = only(findings, code)
     assert finding.severity in ("info", "warning", "error")
-    assert finding.message and "\n" not in finding.message
-    json.dumps(finding.as_json(), allow_nan=True)  # evidence is plain data
-    assert set(finding.as_json()) == {"code", "severity", "message", "evidence"}
+    assert message(finding) and "\n" not in message(finding)
+    json.dumps(finding_json(finding), allow_nan=True)  # evidence is plain data
+    assert set(finding_json(finding)) == {"code", "severity", "message", "evidence"}
 
 
 def test_input_kinds() -> None:
@@ -103,7 +104,7 @@ def test_input_kind_without_labels_finds_the_axis_that_sums_to_one() -> None:
     probs = softmax(np.random.default_rng(1).normal(size=(2, 4, 5)), -1)
     finding = only(diagnose(probs), "input-kind")
     assert finding.evidence["kind"] == "probabilities" and finding.evidence["class_dim"] == 2
-    assert "not PyTorch's class axis 1" in finding.message
+    assert "not PyTorch's class axis 1" in message(finding)
 
 
 def test_double_softmax_shows_the_floor_and_the_right_loss() -> None:
@@ -112,14 +113,14 @@ def test_double_softmax_shows_the_floor_and_the_right_loss() -> None:
     assert finding.evidence["floor"] == pytest.approx(0.551445, abs=1e-6)  # torch-semantics.md
     assert finding.evidence["loss_on_probabilities"] == pytest.approx(3.2654828147938195)
     assert finding.evidence["loss"] > finding.evidence["floor"]
-    assert "0.5514" in finding.message and "3.2655" in finding.message
+    assert "0.5514" in message(finding) and "3.2655" in message(finding)
     assert double_softmax_floor(10) == pytest.approx(1.461150, abs=1e-6)
 
 
 def test_nll_on_logits_is_the_articles_negative_loss() -> None:
     finding = only(diagnose(X, Y, op="nll_loss", ignore_index=1), "nll-on-logits")
     assert finding.evidence["loss"] == pytest.approx(-0.5898)
-    assert "-0.5898" in finding.message
+    assert "-0.5898" in message(finding)
     assert finding.evidence["loss_cross_entropy"] == pytest.approx(1.3585546257775527)
     prob = only(diagnose(softmax(X, 0), Y, op="nll_loss"), "nll-on-probabilities")
     assert prob.evidence["loss_on_log"] == pytest.approx(3.2654828147938195)
@@ -144,25 +145,24 @@ def test_out_of_range_lists_every_position_and_hints() -> None:
     assert finding.evidence["count"] == 6
     assert finding.evidence["positions"] == [[0], [2], [3], [5], [7], [9]]
     assert finding.evidence["values"] == [5, -1, 7, 9, 8, 6]
-    assert "(1 more)" in finding.message  # the message names the first 5
+    assert "(1 more)" in message(finding)  # the message names the first 5
     many = only(diagnose(np.zeros((100, 3)), np.full(100, 3)), "target-out-of-range")
     assert many.evidence["count"] == 100 and len(many.evidence["positions"]) == 20
-    assert "(95 more)" in many.message
+    assert "(95 more)" in message(many)
     padding = only(diagnose(np.zeros((3, 4)), np.array([1, -1, -1])), "target-out-of-range")
-    assert "--ignore-index -1" in padding.message
+    assert "--ignore-index -1" in message(padding)
     one_based = only(diagnose(np.zeros((3, 4)), np.array([1, 4, 2])), "target-out-of-range")
-    assert "1-based" in one_based.message
+    assert "1-based" in message(one_based)
 
 
 def test_ignore_index_and_all_ignored() -> None:
     finding = only(diagnose(X, Y, ignore_index=1), "ignore-index-is-a-class")
     assert finding.evidence == {"ignore_index": 1, "classes": 3, "ignored": 1}
-    assert "ignores targets, not classes" in finding.message
+    assert "ignores targets, not classes" in message(finding)
     assert "ignore-index-is-a-class" not in codes(diagnose(X, Y, ignore_index=0))  # no 0 target
     assert "ignore-index-is-a-class" not in codes(diagnose(X, Y, ignore_index=3))  # outside [0, C)
-    assert (
-        "every target (2) equals ignore_index"
-        in only(diagnose(X, np.array([-100, -100])), "all-ignored").message
+    assert "every target (2) equals ignore_index" in message(
+        only(diagnose(X, np.array([-100, -100])), "all-ignored")
     )
 
 

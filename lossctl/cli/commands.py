@@ -241,7 +241,8 @@ def doctor(
 
     Example: lossctl doctor examples/mistakes/probs.json examples/seed/labels.json
     """
-    from lossctl.doctor.checks import diagnose
+    from lossctl.doctor import diagnose
+    from lossctl.render.messages import finding_json, message
 
     op = "cross_entropy" if loss_name == LossName.ce else "nll_loss"
     if op == "nll_loss" and label_smoothing:
@@ -275,13 +276,15 @@ def doctor(
         from lossctl.io.documents import doctor_document
 
         shape = values.array.shape
-        emit_document(doctor_document(op, shape, sources, [f.as_json() for f in findings]), output)
+        emit_document(
+            doctor_document(op, shape, sources, [finding_json(f) for f in findings]), output
+        )
     if not json_output:
         from lossctl.render.findings import findings_view
 
         emit_rich(findings_view(findings), soft_wrap=True)
     problems = [finding for finding in findings if finding.severity != "info"]
-    loss.finish_strict(strict, [finding.message for finding in problems], "problem")
+    loss.finish_strict(strict, [message(finding) for finding in problems], "problem")
 
 
 def merge(

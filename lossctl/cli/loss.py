@@ -18,10 +18,8 @@ if TYPE_CHECKING:
 
     from lossctl.core.losses import LossResult, LossSpec
     from lossctl.core.spec import LossOp
-    from lossctl.doctor.checks import Finding
+    from lossctl.doctor import Finding
     from lossctl.io.readers import Loaded
-
-NEG_INF_CODES = {"neg-inf-at-target", "neg-inf-label-smoothing", "neg-inf-zero-probability"}
 
 
 @dataclass(frozen=True)
@@ -260,7 +258,9 @@ class LossChecks:
 
     def document(self) -> dict[str, Any]:
         """Keys added to the ``--json`` document."""
-        document: dict[str, Any] = {"findings": [f.as_json() for f in self.findings]}
+        from lossctl.render.messages import finding_json
+
+        document: dict[str, Any] = {"findings": [finding_json(f) for f in self.findings]}
         if self.shift:
             document["shift"] = True
         if self.grad is not None:
@@ -294,8 +294,8 @@ def loss_checks(
     the user chose (``None``: inferred, and the checks say so when it is ambiguous).
     """
     from lossctl.core.losses import axis_warnings
-    from lossctl.doctor.checks import diagnose
-    from lossctl.doctor.reasons import nonfinite_reason
+    from lossctl.doctor import NEG_INF_CODES, FindingCode, ReasonCode, diagnose, nonfinite_reason
+    from lossctl.render.messages import message, reason_message
 
     spec = result.spec
     findings = [
@@ -314,14 +314,16 @@ def loss_checks(
         if finding.severity != "info"
     ]
     codes = {finding.code for finding in findings}
-    kept = [] if "ambiguous-class-axis" in codes else axis_warnings(result)
-    kept += [finding.message for finding in findings]
+    kept = [] if FindingCode.AMBIGUOUS_CLASS_AXIS in codes else axis_warnings(result)
+    kept += [message(finding) for finding in findings]
     reason = nonfinite_reason(result, values.array)
-    explained_already = "all-ignored" in codes or (
-        reason is not None and "-inf" in reason and bool(codes & NEG_INF_CODES)
+    explained_already = FindingCode.ALL_IGNORED in codes or (
+        reason is not None
+        and reason.code == ReasonCode.INPUT_HAS_NEGINF
+        and bool(codes & NEG_INF_CODES)
     )
-    if reason and not explained_already:
-        kept.append(reason)
+    if reason is not None and not explained_already:
+        kept.append(reason_message(reason))
     checks = LossChecks(findings=findings, shift=extras.shift)
     if extras.grad:
         from lossctl.core.grad import grad_from_result

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lossctl.core.facts import facts_of_array, kind_of
 from lossctl.core.rows import normalize_axis, rows_last
 from lossctl.core.spec import DEFAULT_IGNORE_INDEX, FloatArray, LossOp
 from lossctl.errors import InputError
@@ -91,9 +92,7 @@ class Metrics:
 
 
 def _looks_like_log_probabilities(x: npt.NDArray[Any], axis: int) -> bool:
-    from lossctl.doctor.checks import input_kind
-
-    return input_kind(x, axis, detailed=False).kind == "log-probabilities"
+    return x.size > 0 and kind_of(facts_of_array(x, axis)) == "log-probabilities"
 
 
 def _mean(values: FloatArray) -> float:

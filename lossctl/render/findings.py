@@ -16,7 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from lossctl.core.metrics import Metrics
-from lossctl.doctor.checks import Finding
+from lossctl.doctor.findings import Finding
+from lossctl.render.messages import message
 from lossctl.render.results import NumberFormat, Summary, array_grid, facts_table, shape_text
 
 PER_CLASS_ROWS = 20
@@ -27,8 +28,8 @@ def finding_line(finding: Finding) -> Text:
     """``warning  double-softmax: message`` as one line of text."""
     line = Text()
     line.append(f"{finding.severity:<8}", style=SEVERITY_STYLES.get(finding.severity, ""))
-    line.append(finding.code, style="bold")
-    line.append(f": {finding.message}")
+    line.append(finding.code.value, style="bold")
+    line.append(f": {message(finding)}")
     return line
 
 
