@@ -407,6 +407,7 @@ def test_fuzz_in_process(workdir: Path, fmt: str, count: int) -> None:
     assert ran[f"in-process {fmt}"] >= 0.9 * count * min(SCALE, 1.0), ran
     if fmt in ("json", "csv", "npy"):
         assert ran["in-process exit 0"] >= 1, f"no {fmt} input was accepted: the fuzz is too blunt"
+    if fmt in ("json", "npy"):  # accepted softmax/log inputs compared with NumPy
         assert ran["numbers checked"] >= 1, ran
 
 

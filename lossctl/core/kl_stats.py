@@ -33,10 +33,9 @@ left out of *every* statistic):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -330,17 +329,6 @@ class KLStats:
         out = {"mean": self.delta_p.mean(), "rms": self.delta_p.rms()}
         out.update({f"p{q:g}": self.delta_p.percentile(q) for q in PERCENTILES})
         return out
-
-    def to_dict(self) -> dict[str, Any]:
-        from lossctl.core.kl_stats_io import stats_to_dict
-
-        return stats_to_dict(self)
-
-    @staticmethod
-    def from_dict(document: Mapping[str, Any]) -> KLStats:
-        from lossctl.core.kl_stats_io import stats_from_dict
-
-        return stats_from_dict(document)
 
 
 def _exp(value: float) -> float:

@@ -21,11 +21,11 @@ from lossctl.core.kl_stats import (
     DELTA_PRECISION,
     LOG_PRECISION,
     PERCENTILES,
-    KLStats,
     kl_block_stats,
     merge,
     merge_all,
 )
+from lossctl.core.kl_stats_io import stats_from_dict, stats_to_dict
 from lossctl.core.losses import log_softmax, softmax
 
 CASES = json.loads((Path(__file__).resolve().parents[1] / "data" / "kl_cases.json").read_text())
@@ -276,13 +276,13 @@ def test_nonfinite_kl_and_nll() -> None:
     assert math.isnan(stats.kl_mean()) and stats.kl.nan == 1 and stats.kl.posinf == 1
     assert stats.nll.nonfinite == 2 and math.isnan(stats.perplexities()["ratio"])
     assert stats.kl.minimum == 0.0 and stats.kl_percentiles()[99.9] == math.inf
-    assert KLStats.from_dict(stats.to_dict()) == stats
+    assert stats_from_dict(stats_to_dict(stats)) == stats
 
 
 def test_round_trip_and_plain_types() -> None:
     ref, other, labels = random_block(5)
     for stats in (kl_statistics(ref, other, labels), kl_statistics(ref, other)):
-        document = stats.to_dict()
+        document = stats_to_dict(stats)
         text = json.dumps(document)
 
         def plain(v: Any) -> bool:
@@ -293,7 +293,7 @@ def test_round_trip_and_plain_types() -> None:
             return isinstance(v, int | str) and not isinstance(v, bool)
 
         assert plain(document)
-        assert KLStats.from_dict(json.loads(text)) == stats
+        assert stats_from_dict(json.loads(text)) == stats
 
 
 BAD_EDITS = [
@@ -324,12 +324,12 @@ BAD_EDITS = [
 @pytest.mark.parametrize("edit", BAD_EDITS)
 def test_from_dict_refuses_bad_documents(edit: Any) -> None:
     ref, other, labels = random_block(6, n=40)
-    document = copy.deepcopy(kl_statistics(ref, other, labels).to_dict())
+    document = copy.deepcopy(stats_to_dict(kl_statistics(ref, other, labels)))
     edit(document)
     with pytest.raises(InputError):
-        KLStats.from_dict(document)
+        stats_from_dict(document)
     with pytest.raises(InputError):
-        KLStats.from_dict([])
+        stats_from_dict([])
 
 
 def test_merge_refuses_mismatches() -> None:
