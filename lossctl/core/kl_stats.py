@@ -367,8 +367,13 @@ def kl_block_stats(
     labels: npt.ArrayLike | None = None,
     *,
     ignore_index: int = DEFAULT_IGNORE_INDEX,
+    log_probs: bool = False,
 ) -> KLStats:
-    """:class:`KLStats` of one block of (M, C) logit rows (classes last), labels (M,)."""
+    """:class:`KLStats` of one block of (M, C) logit rows (classes last), labels (M,).
+
+    ``log_probs``: the rows are log-probabilities and the KL is taken as given (see
+    :func:`~lossctl.core.kl.kl_logits`); the other statistics are the same either way.
+    """
     ref = np.asarray(ref_rows, dtype=np.float64)
     oth = np.asarray(other_rows, dtype=np.float64)
     if ref.ndim != 2 or ref.shape != oth.shape:
@@ -397,7 +402,7 @@ def kl_block_stats(
                 "labels",
             )
         ref, oth, label_array = ref[keep], oth[keep], label_array[keep]
-    kl = kl_rows(ref, oth)
+    kl = kl_rows(ref, oth, log_probs=log_probs)
     k = min(TOP_K, classes)
     overlap = int((_top_members(ref, k) & _top_members(oth, k)).sum()) if ref.size else 0
     same = 0
