@@ -357,7 +357,11 @@ def _top_members(rows: FloatArray, k: int) -> npt.NDArray[np.bool_]:
     above = ranked > kth
     tied = ranked == kth
     room = k - above.sum(axis=1, keepdims=True)
-    members: npt.NDArray[np.bool_] = above | (tied & (np.cumsum(tied, axis=1) <= room))
+    members: npt.NDArray[np.bool_] = above | tied
+    crowded = np.flatnonzero(tied.sum(axis=1) > room[:, 0])  # ties beyond the k-th: rare
+    if crowded.size:
+        first = np.cumsum(tied[crowded], axis=1) <= room[crowded]
+        members[crowded] = above[crowded] | (tied[crowded] & first)
     return members
 
 
