@@ -237,7 +237,7 @@ def test_streamed_npy_equals_in_memory_json(tmp_path: Path) -> None:
 
 
 def test_reduction_none_writes_the_per_position_kl(tmp_path: Path) -> None:
-    x, y, labels = random_pair(9, (3, 10, 6))
+    x, y, _ = random_pair(9, (3, 10, 6))
     out = tmp_path / "kl.npy"
     result = invoke(
         save(tmp_path, "r.npy", x), save(tmp_path, "o.npy", y), "--reduction", "none", "-o", out
