@@ -49,6 +49,7 @@ def root(
 COMMANDS: dict[str, Callable[..., None]] = {
     "ce": commands.ce,
     "nll": commands.nll,
+    "kl": commands.kl,
     "softmax": commands.softmax,
     "log-softmax": commands.log_softmax,
     "log": commands.log,

@@ -25,6 +25,8 @@ from lossctl.cli.options import (
     HeaderOption,
     JsonOption,
     KeyOption,
+    KLFilesArgument,
+    KLOptions,
     LabelSmoothingOption,
     LossName,
     LossOptions,
@@ -98,6 +100,25 @@ def nll(
     Example: lossctl nll examples/seed/logits.json examples/seed/labels.json
     """
     loss.run(loss.LossRequest("nll_loss", target, options, 0.0, extras, output), files)
+
+
+def kl(
+    files: KLFilesArgument,
+    *,
+    options: KLOptions,
+    output: OutputOptions,
+) -> None:
+    """KL(P_ref ‖ P_other) per position between two models' logits, and its statistics.
+
+    Mean ± standard error, extremes and percentiles of the KL, same top-1, top-5 overlap;
+    with LABELS also both perplexities, their ratio and the change in the target token's
+    probability. Streams .npy files block by block; shards merge exactly (lossctl merge).
+
+    Example: lossctl kl examples/kl/reference.json examples/kl/other.json examples/kl/labels.json
+    """
+    from lossctl.cli import kl as kl_command
+
+    kl_command.run(options, output, files)
 
 
 def softmax(
@@ -289,13 +310,16 @@ def doctor(
 
 def merge(
     results: Annotated[
-        list[str], typer.Argument(help="--json results of lossctl ce or nll, or '-'.")
+        list[str], typer.Argument(help="--json results of lossctl ce, nll or kl, or '-'.")
     ],
     json_output: JsonOption = False,
     output_path: OutputPathOption = None,
     digits: DigitsOption = 4,
 ) -> None:
     """Merge shard results into the loss of all the data, exactly (Σ sums / Σ denominators).
+
+    kl results merge with kl results only: their exact statistics add up (percentiles
+    through the histograms they carry).
 
     Example: lossctl merge shard-0.json shard-1.json  (each from lossctl ce ... --json)
     """
@@ -305,7 +329,13 @@ def merge(
 
     check_stdin(results)
     stdin = current().stdin
-    partials = [partial_from_document(*read_document(spec, stdin=stdin)) for spec in results]
-    merged = merge_partials(partials)
+    documents = [read_document(spec, stdin=stdin) for spec in results]
     output = OutputOptions(json=json_output, path=output_path, digits=digits)
+    if any(document.get("op") == "kl" for document, _ in documents):
+        from lossctl.cli.kl import merge_documents
+
+        merge_documents(documents, output)
+        return
+    partials = [partial_from_document(*pair) for pair in documents]
+    merged = merge_partials(partials)
     loss.emit_merged(merged, [p.source for p in partials], [], output)

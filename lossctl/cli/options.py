@@ -350,3 +350,88 @@ def grouped(handler: Handler) -> Handler:
     wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
     return wrapper
+
+
+class KLReduction(str, Enum):
+    mean = "mean"
+    none = "none"
+
+
+KLFilesArgument = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="REFERENCE OTHER [LABELS]",
+        help="Two models' logits of one shape (JSON, CSV, NPY, NPZ, safetensors, .pt, or '-') "
+        "and optional labels; for many shards, glob patterns or REF… OTHER… [LABELS…].",
+        show_default=False,
+    ),
+]
+
+
+@dataclass(frozen=True)
+class KLOptions:
+    """How ``kl`` reads its inputs and what it computes besides KL(P_ref ‖ P_other)."""
+
+    class_dim: Annotated[
+        int | None,
+        typer.Option(
+            "--class-dim",
+            "-d",
+            help="Axis that holds the classes. Default: inferred from LABELS, else the last.",
+            rich_help_panel=LOSS,
+        ),
+    ] = None
+    ignore_index: Annotated[
+        int,
+        typer.Option(
+            "--ignore-index",
+            help="Label value whose positions are left out of every statistic.",
+            rich_help_panel=LOSS,
+        ),
+    ] = -100
+    log_probs: Annotated[
+        bool,
+        typer.Option(
+            "--log-probs",
+            help="The inputs are log-probabilities: KL = Σ exp(x)(x - y) as given (rows whose "
+            "logsumexp is not 0 are reported).",
+            rich_help_panel=LOSS,
+        ),
+    ] = False
+    both_directions: Annotated[
+        bool,
+        typer.Option(
+            "--both-directions",
+            help="Also KL(P_other ‖ P_ref) and the symmetric mean.",
+            rich_help_panel=EXTRAS,
+        ),
+    ] = False
+    reduction: Annotated[
+        KLReduction,
+        typer.Option(
+            "--reduction",
+            "-r",
+            help="mean: the statistics; none: also the KL per position (-o kl.npy writes it).",
+            rich_help_panel=LOSS,
+        ),
+    ] = KLReduction.mean
+    shift: Annotated[
+        bool,
+        typer.Option(
+            "--shift",
+            help="Causal LM: logits at t predict label t+1 (as for ce; needs LABELS).",
+            rich_help_panel=EXTRAS,
+        ),
+    ] = False
+    key: KeyOption = None
+    labels_key: Annotated[
+        str | None,
+        typer.Option(
+            "--labels-key", help="Array to take from the labels file.", rich_help_panel=INPUT
+        ),
+    ] = None
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="No progress bar on stderr.", rich_help_panel=OUTPUT),
+    ] = False
+    strict: StrictOption = False

@@ -345,7 +345,11 @@ def _top_members(rows: FloatArray, k: int) -> npt.NDArray[np.bool_]:
     above = ranked > kth
     tied = ranked == kth
     room = k - above.sum(axis=1, keepdims=True)
-    members: npt.NDArray[np.bool_] = above | (tied & (np.cumsum(tied, axis=1) <= room))
+    members: npt.NDArray[np.bool_] = above | tied
+    crowded = np.flatnonzero(tied.sum(axis=1) > room[:, 0])  # ties beyond the k-th: rare
+    if crowded.size:
+        first = np.cumsum(tied[crowded], axis=1) <= room[crowded]
+        members[crowded] = above[crowded] | (tied[crowded] & first)
     return members
 
 
@@ -355,8 +359,13 @@ def kl_block_stats(
     labels: npt.ArrayLike | None = None,
     *,
     ignore_index: int = DEFAULT_IGNORE_INDEX,
+    log_probs: bool = False,
 ) -> KLStats:
-    """:class:`KLStats` of one block of (M, C) logit rows (classes last), labels (M,)."""
+    """:class:`KLStats` of one block of (M, C) logit rows (classes last), labels (M,).
+
+    ``log_probs``: the rows are log-probabilities and the KL is taken as given (see
+    :func:`~lossctl.core.kl.kl_logits`); the other statistics are the same either way.
+    """
     ref = np.asarray(ref_rows, dtype=np.float64)
     oth = np.asarray(other_rows, dtype=np.float64)
     if ref.ndim != 2 or ref.shape != oth.shape:
@@ -385,7 +394,7 @@ def kl_block_stats(
                 "labels",
             )
         ref, oth, label_array = ref[keep], oth[keep], label_array[keep]
-    kl = kl_rows(ref, oth)
+    kl = kl_rows(ref, oth, log_probs=log_probs)
     k = min(TOP_K, classes)
     overlap = int((_top_members(ref, k) & _top_members(oth, k)).sum()) if ref.size else 0
     same = 0

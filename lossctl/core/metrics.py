@@ -7,6 +7,10 @@ target class (first on ties) as "the" target. They do not use ``--weight`` or
 
 * **NLL per position**: ``-log_softmax(x)[target]`` for ``ce``, ``-x[target]`` for ``nll``
   (the input taken as log-probabilities); for probability targets ``-Σ_c q_c·log p_c``.
+* **standard errors** (``mean_nll_stderr``, ``perplexity_stderr``): of the mean NLL,
+  ``s / sqrt(n)`` with the sample standard deviation ``s`` (n - 1; NaN for n < 2); of the
+  perplexity by the delta method, ``exp(mean NLL) · stderr(mean NLL)`` (first order:
+  honest when the stderr is small against 1).
 * **perplexity** ``= exp(mean NLL)``. For ``nll`` only when the input looks like
   log-probabilities (otherwise ``None``, with a note: exp of minus a logit means nothing).
 * **accuracy**: the fraction whose arg-max class (first on ties, like ``torch.argmax``) is
@@ -73,6 +77,8 @@ class Metrics:
     topk_accuracy: float
     entropy: float | None
     per_class: tuple[ClassStats, ...]  # every target class present, most frequent first
+    mean_nll_stderr: float = math.nan
+    perplexity_stderr: float | None = None
 
     def as_json(self, limit: int = PER_CLASS_JSON_LIMIT) -> dict[str, Any]:
         """The ``metrics`` object of ``--json``; ``per_class`` keeps the ``limit`` most
@@ -82,6 +88,8 @@ class Metrics:
             "perplexity": self.perplexity,
             "perplexity_note": self.perplexity_note,
             "mean_nll": self.mean_nll,
+            "mean_nll_stderr": self.mean_nll_stderr,
+            "perplexity_stderr": self.perplexity_stderr,
             "accuracy": self.accuracy,
             "topk": {"k": self.topk, "accuracy": self.topk_accuracy},
             "entropy": self.entropy,
@@ -165,6 +173,9 @@ def compute_metrics(
         perplexity = None
         note = "the input is not log-probabilities, so exp(mean NLL) is not a perplexity"
     correct = (kept_rank == 0).astype(np.float64)
+    stderr = _stderr(kept_nll)
+    with np.errstate(over="ignore", invalid="ignore"):
+        perplexity_stderr = None if perplexity is None else float(perplexity * stderr)
     return Metrics(
         count=count,
         classes=int(classes),
@@ -176,7 +187,16 @@ def compute_metrics(
         topk_accuracy=_mean((kept_rank < topk).astype(np.float64)),
         entropy=_mean(entropy[counted]) if distribution else None,
         per_class=_per_class(target_class[counted], kept_nll, correct, int(classes)),
+        mean_nll_stderr=stderr,
+        perplexity_stderr=perplexity_stderr,
     )
+
+
+def _stderr(values: FloatArray) -> float:
+    """Standard error of the mean: sample standard deviation (n - 1) / sqrt(n)."""
+    if values.size < 2 or not np.all(np.isfinite(values)):
+        return math.nan
+    return float(np.std(values, ddof=1) / math.sqrt(values.size))
 
 
 def _ranks(rows: npt.NDArray[Any], target: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:

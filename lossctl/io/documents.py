@@ -178,3 +178,52 @@ def partial_from_document(document: Mapping[str, Any], source: str) -> Partial:
     ignored = _field(document, "ignored", int, source)
     settings = {name: document.get(name) for name in SAME_IN_EVERY_SHARD}
     return Partial(source, settings, total, exact_total, exact_denominator, count, ignored)
+
+
+KL_SETTINGS = ("classes", "log_probs", "ignore_index", "labelled")
+
+
+def kl_document(
+    summary: Mapping[str, Any],
+    stats: Any,
+    reverse: Any,
+    settings: Mapping[str, Any],
+    inputs: Any,
+    warnings: Sequence[str],
+    findings: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """The document of ``lossctl kl`` (and of merged kl documents): the numbers of
+    :func:`~lossctl.core.kl_stream.kl_summary`, the settings, and ``state`` — the exact
+    :class:`~lossctl.core.kl_stats.KLStats` (``to_dict``) that ``lossctl merge`` adds up."""
+    return {
+        "op": "kl",
+        "direction": "KL(reference || other)",
+        **summary,
+        **settings,
+        "inputs": inputs,
+        "state": {
+            "forward": stats.to_dict(),
+            "reverse": None if reverse is None else reverse.to_dict(),
+        },
+        "warnings": list(warnings),
+        "findings": list(findings),
+    }
+
+
+def kl_state_from_document(
+    document: Mapping[str, Any], source: str
+) -> tuple[Any, Any, dict[str, Any]]:
+    """The forward and reverse (or ``None``) KLStats and the settings of a kl document."""
+    from lossctl.core.kl_stats import KLStats
+
+    if document.get("op") != "kl":
+        raise InputError(f"{source}: op {document.get('op')!r} is not a kl result")
+    state = _field(document, "state", dict, source)
+    try:
+        forward = KLStats.from_dict(state.get("forward"))
+        back = state.get("reverse")
+        reverse = None if back is None else KLStats.from_dict(back)
+    except InputError as error:
+        raise InputError(f"{source}: {error}") from None
+    settings = {name: document.get(name) for name in KL_SETTINGS}
+    return forward, reverse, settings

@@ -90,6 +90,65 @@ def split_arguments(arguments: Sequence[str]) -> list[tuple[str, str]]:
     return pair(paths[:half], paths[half:])
 
 
+def _by_name(groups: Sequence[Sequence[str]]) -> bool:
+    """Whether every group's varying name parts are distinct and the same set as the first's."""
+    keys = [varying_parts(group) for group in groups]
+    first = set(keys[0])
+    return len(first) == len(keys[0]) and all(set(k) == first for k in keys[1:])
+
+
+def pair_groups(groups: Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
+    """One tuple per shard from equally long groups (``REF…``, ``OTHER…``, ``LABELS…``):
+    matched by the varying part of the names when that works, else in order."""
+    lengths = [len(group) for group in groups]
+    if len(set(lengths)) != 1:
+        raise InputError(
+            f"the file groups have {', '.join(map(str, lengths))} files; give one file per shard "
+            "in each group (quote glob patterns, e.g. 'ref-*.npy' 'other-*.npy')"
+        )
+    if lengths[0] > 1 and _by_name(groups):
+        lookup = [dict(zip(varying_parts(g), g, strict=True)) for g in groups[1:]]
+        keys = varying_parts(groups[0])
+        return [
+            (path, *(table[key] for table in lookup))
+            for path, key in zip(groups[0], keys, strict=True)
+        ]
+    return list(zip(*groups, strict=True))
+
+
+def split_groups(arguments: Sequence[str], sizes: Sequence[int]) -> list[tuple[str, ...]]:
+    """``A B [C]`` (each possibly a glob pattern) or ``A… B… [C…]`` split into equal groups.
+
+    ``sizes`` are the allowed numbers of groups (``(2, 3)`` for ``kl``). With one argument
+    per group each is expanded on its own; a longer list is split into the number of groups
+    whose names pair up, and refused when that is ambiguous.
+    """
+    if len(arguments) in sizes:
+        return pair_groups([expand([spec]) for spec in arguments])
+    paths = expand(arguments)
+    fitting = [k for k in sizes if len(paths) % k == 0 and len(paths) >= k]
+    if not fitting:
+        raise InputError(
+            f"{len(paths)} files given: give the same number of files in each of "
+            f"{' or '.join(map(str, sizes))} groups"
+        )
+    if len(fitting) > 1:
+        named = [k for k in fitting if _by_name(_chunks(paths, k))]
+        if len(named) != 1:
+            shown = " or ".join(f"{k} groups of {len(paths) // k}" for k in fitting)
+            raise InputError(
+                f"{len(paths)} files could be {shown}; quote one glob pattern per group "
+                "(e.g. 'ref-*.npy' 'other-*.npy' 'labels-*.npy')"
+            )
+        fitting = named
+    return pair_groups(_chunks(paths, fitting[0]))
+
+
+def _chunks(paths: Sequence[str], groups: int) -> list[list[str]]:
+    size = len(paths) // groups
+    return [list(paths[i * size : (i + 1) * size]) for i in range(groups)]
+
+
 def read_manifest(path: str) -> list[tuple[str, str]]:
     """``INPUT LABELS`` per line (whitespace, tab or comma separated; ``#`` comments).
 

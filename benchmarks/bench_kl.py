@@ -1,0 +1,100 @@
+"""Time ``lossctl kl`` on two memory-mapped .npy files against ``lossctl ce`` on one of them.
+
+Whole processes (start-up included), as a user runs them: wall time and peak RSS (the
+child's ``ru_maxrss``) of each, the two taking turns ``--repeat`` times (median shown),
+and kl's throughput in positions/s and input MB/s. Asserts nothing.
+
+    .venv/bin/python benchmarks/bench_kl.py                       # 2 x 150 MB float32
+    .venv/bin/python benchmarks/bench_kl.py --rows 250000 --classes 1000   # 2 x 1 GB
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+PROBE = (
+    "import resource, subprocess, sys, time\n"
+    "t = time.perf_counter()\n"
+    "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
+    "t = time.perf_counter() - t\n"
+    "assert p.returncode == 0, p.stderr\n"
+    "print(t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+)
+
+
+def write(path: Path, rows: int, classes: int, seed: int, base: Path | None = None) -> None:
+    rng = np.random.default_rng(seed)
+    out = np.lib.format.open_memmap(path, "w+", np.float32, (rows, classes))
+    ref = None if base is None else np.load(base, mmap_mode="r")
+    step = max(1, (64 << 20) // (classes * 4))
+    for start in range(0, rows, step):
+        stop = min(rows, start + step)
+        noise = rng.normal(size=(stop - start, classes)).astype(np.float32)
+        out[start:stop] = noise if ref is None else ref[start:stop] + 0.1 * noise
+    out.flush()
+
+
+def run(args: list[str]) -> tuple[float, float]:
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, sys.executable, "-m", "lossctl", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seconds, kilobytes = proc.stdout.split()
+    return float(seconds), int(kilobytes) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=37_500)
+    parser.add_argument("--classes", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--dir", default=None, help="where to write the files (default: a temp dir)"
+    )
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=options.dir) as folder:
+        d = Path(folder)
+        write(d / "ref.npy", options.rows, options.classes, 0)
+        write(d / "oth.npy", options.rows, options.classes, 1, base=d / "ref.npy")
+        np.save(d / "lab.npy", np.random.default_rng(2).integers(0, options.classes, options.rows))
+        files = [str(d / name) for name in ("ref.npy", "oth.npy", "lab.npy")]
+        mb = os.path.getsize(files[0]) / 2**20
+        commands = {
+            "ce (1 file)": ["ce", files[0], files[2], "--json", "-q"],
+            "kl (2 files)": ["kl", *files, "--json", "-q"],
+        }
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        peaks: dict[str, list[float]] = {name: [] for name in commands}
+        started = time.perf_counter()
+        for _ in range(options.repeat):
+            for name, args in commands.items():
+                seconds, peak = run(args)
+                times[name].append(seconds)
+                peaks[name].append(peak)
+        print(
+            f"{options.rows} x {options.classes} float32, {mb:.0f} MB per file, "
+            f"median of {options.repeat} ({time.perf_counter() - started:.0f} s in all)"
+        )
+        print(f"{'command':<14}{'wall s':>9}{'peak RSS MB':>13}{'input MB/s':>12}")
+        for name in commands:
+            seconds = statistics.median(times[name])
+            size = mb * (2 if name.startswith("kl") else 1)
+            print(f"{name:<14}{seconds:>9.2f}{max(peaks[name]):>13.0f}{size / seconds:>12.1f}")
+        ratio = statistics.median(times["kl (2 files)"]) / statistics.median(times["ce (1 file)"])
+        rate = options.rows / statistics.median(times["kl (2 files)"])
+        print(f"kl / ce time: {ratio:.1f}x; kl: {rate:,.0f} positions/s")
+
+
+if __name__ == "__main__":
+    main()
