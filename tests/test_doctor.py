@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from lossctl.cli.app import app
 from lossctl.core.losses import log_softmax, loss_result, softmax
 from lossctl.doctor import CODES, Finding, diagnose, double_softmax_floor
+from lossctl.doctor.kl import kl_div_findings
 from lossctl.errors import InputError
 from lossctl.render.messages import finding_json, message
 from tests.conftest import ROOT, SEED
@@ -72,6 +73,11 @@ TRIGGERS: dict[str, Callable[[], list[Finding]]] = {
         np.array([[6e4, 0, -6e4], [1, 2, 3]], dtype=np.float16), np.array([2, 0])
     ),
     "float16-precision": lambda: diagnose(np.array([[100.0, 0.0, -3.0]], dtype=np.float16)),
+    "kl-reduction-mean": lambda: kl_div_findings(np.log(softmax(X, 1)), softmax(X, 1)),
+    "kl-input-not-log-probs": lambda: kl_div_findings(X, softmax(X, 1), reduction="batchmean"),
+    "kl-target-not-normalized": lambda: kl_div_findings(
+        np.log(softmax(X, 1)), 2 * softmax(X, 1), reduction="batchmean"
+    ),
 }
 
 

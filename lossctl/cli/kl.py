@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from lossctl.cli.emit import emit_document, emit_rich, number_format, summary
-from lossctl.cli.inputs import check_stdin, located, read
+from lossctl.cli.inputs import check_stdin, read
 from lossctl.cli.loss import finish_strict
 from lossctl.cli.options import KLOptions, KLReduction, OutputOptions
 from lossctl.cli.streams import warn
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from lossctl.core.kl_stats import KLStats
     from lossctl.core.kl_stream import KLPass
-    from lossctl.doctor.checks import Finding
+    from lossctl.doctor import Finding
     from lossctl.io.readers import Loaded
 
 
@@ -116,9 +116,11 @@ def compute(
                 ignore_index=options.ignore_index,
             )
     except InputError as error:
-        raise located(error, sources) from None
+        raise error.located(sources) from None
+    from lossctl.render.messages import message
+
     findings = check.findings({k: v for k, v in sources.items() if v})
-    shard = Shard(result, sources, findings, [f.message for f in findings], trace)
+    shard = Shard(result, sources, findings, [message(f) for f in findings], trace)
     shard.messages += _result_messages(result)
     return shard
 
@@ -214,7 +216,9 @@ def report(
         if options.reduction == KLReduction.none:
             parts = [s.result.per_position for s in shards]
             per_position = np.concatenate([np.ravel(p) for p in parts if p is not None])
-    findings = [f.as_json() for s in shards for f in s.findings]
+    from lossctl.render.messages import finding_json
+
+    findings = [finding_json(f) for s in shards for f in s.findings]
     emit(
         stats, reverse, settings, inputs, messages, findings, output, per_position, shards[0].trace
     )

@@ -51,6 +51,9 @@ class FindingCode(_Code):
     NONFINITE_INPUT = "nonfinite-input"
     FLOAT16_OVERFLOW = "float16-overflow"
     FLOAT16_PRECISION = "float16-precision"
+    KL_REDUCTION_MEAN = "kl-reduction-mean"
+    KL_INPUT_NOT_LOG_PROBS = "kl-input-not-log-probs"
+    KL_TARGET_NOT_NORMALIZED = "kl-target-not-normalized"
 
 
 CODES: dict[str, str] = {
@@ -69,6 +72,9 @@ CODES: dict[str, str] = {
     "nonfinite-input": "NaN or +inf values in the input",
     "float16-overflow": "float16 input that overflows (inf, saturated, or beyond 65504)",
     "float16-precision": "float16 input too large to keep its logits' differences",
+    "kl-reduction-mean": "kl_div(reduction='mean') divides by N·C: not the KL (use batchmean)",
+    "kl-input-not-log-probs": "kl input that is not log-probabilities (or logits)",
+    "kl-target-not-normalized": "kl target that is not a probability distribution per row",
 }
 
 NEG_INF_CODES = frozenset(

@@ -18,13 +18,12 @@ compared, ``OTHER``) and ``target`` = P (the reference, ``REFERENCE``), so:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from lossctl.core.spec import FloatArray
-from lossctl.doctor.checks import Finding
+from lossctl.doctor.findings import Finding, FindingCode
 
 LSE_TOLERANCE = 1e-3  # nats: float32 log_softmax is within ~1e-6 of 0
 SUM_TOLERANCE = 1e-3
@@ -84,33 +83,27 @@ class KLInputCheck:
         for name in ("reference", "other"):
             tally, source = self.tallies[name], sources.get(name, name)
             if self.log_probs and tally.flagged:
-                code = "kl-input-not-log-probs" if name == "other" else "kl-target-not-normalized"
-                out.append(
-                    Finding(
-                        code,
-                        "warning",
-                        f"{source}: {tally.flagged} of {tally.rows} rows are not log-probabilities "
-                        f"(logsumexp {tally.worst:.6g} at row {tally.first}, not 0); KL of "
-                        "unnormalised inputs can be negative: drop --log-probs to pass logits",
-                        {
-                            "input": name,
-                            "rows": tally.flagged,
-                            "of": tally.rows,
-                            "first_row": tally.first,
-                            "logsumexp": tally.worst,
-                            "tolerance": LSE_TOLERANCE,
-                        },
-                    )
+                code = (
+                    FindingCode.KL_INPUT_NOT_LOG_PROBS
+                    if name == "other"
+                    else FindingCode.KL_TARGET_NOT_NORMALIZED
                 )
+                evidence = {
+                    "input": name,
+                    "rows": tally.flagged,
+                    "of": tally.rows,
+                    "first_row": tally.first,
+                    "logsumexp": tally.worst,
+                    "tolerance": LSE_TOLERANCE,
+                }
+                out.append(Finding(code, "warning", evidence, {"source": source, "cli": True}))
             elif not self.log_probs and tally.rows and tally.probability_like == tally.rows:
                 out.append(
                     Finding(
-                        "kl-input-not-log-probs",
+                        FindingCode.KL_INPUT_NOT_LOG_PROBS,
                         "warning",
-                        f"{source}: every row is in [0, 1] and sums to 1: these look like "
-                        "probabilities, but kl takes logits (or log-probabilities with "
-                        "--log-probs); pass their log with --log-probs",
                         {"input": name, "rows": tally.rows},
+                        {"source": source, "cli": True, "probabilities": True},
                     )
                 )
         return out
@@ -131,10 +124,8 @@ def kl_div_findings(
     if reduction == "mean" and x.size > (x.shape[0] if x.ndim else 1):
         out.append(
             Finding(
-                "kl-reduction-mean",
+                FindingCode.KL_REDUCTION_MEAN,
                 "warning",
-                f"reduction='mean' divides the sum by all {x.size} elements, not by the batch "
-                f"size {x.shape[0]}: that is not the KL divergence; use reduction='batchmean'",
                 {"elements": int(x.size), "batch": int(x.shape[0])},
             )
         )
@@ -144,11 +135,7 @@ def kl_div_findings(
     if bad:
         out.append(
             Finding(
-                "kl-input-not-log-probs",
-                "warning",
-                f"input: {bad} of {lse.size} rows are not log-probabilities (logsumexp not 0); "
-                "kl_div wants log Q as input: apply log_softmax first",
-                {"rows": bad, "of": int(lse.size)},
+                FindingCode.KL_INPUT_NOT_LOG_PROBS, "warning", {"rows": bad, "of": int(lse.size)}
             )
         )
     rows_t = t.reshape(-1, t.shape[-1]) if t.ndim else t.reshape(1, 1)
@@ -157,18 +144,11 @@ def kl_div_findings(
     negative = 0 if log_target else int((rows_t < 0).any(axis=1).sum())
     off = int((np.isfinite(total) & (np.abs(total) > LSE_TOLERANCE)).sum()) + negative
     if off:
-        kind = "exp(target)" if log_target else "target"
         out.append(
             Finding(
-                "kl-target-not-normalized",
+                FindingCode.KL_TARGET_NOT_NORMALIZED,
                 "warning",
-                f"target: {off} of {total.size} rows of {kind} do not sum to 1 (or are "
-                "negative): the target must be a probability distribution per row",
                 {"rows": off, "of": int(total.size), "log_target": log_target},
             )
         )
     return out
-
-
-def findings_json(findings: list[Finding]) -> list[dict[str, Any]]:
-    return [finding.as_json() for finding in findings]

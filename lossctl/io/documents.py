@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from lossctl.core.exactsum import ExactSum, parse_exact
+from lossctl.core.kl_stats_io import stats_from_dict, stats_to_dict
 from lossctl.core.losses import LossResult
 from lossctl.core.merge import MERGEABLE_OPS, SAME_IN_EVERY_SHARD, Merged, Partial
 from lossctl.errors import InputError
@@ -202,8 +203,8 @@ def kl_document(
         **settings,
         "inputs": inputs,
         "state": {
-            "forward": stats.to_dict(),
-            "reverse": None if reverse is None else reverse.to_dict(),
+            "forward": stats_to_dict(stats),
+            "reverse": None if reverse is None else stats_to_dict(reverse),
         },
         "warnings": list(warnings),
         "findings": list(findings),
@@ -214,15 +215,13 @@ def kl_state_from_document(
     document: Mapping[str, Any], source: str
 ) -> tuple[Any, Any, dict[str, Any]]:
     """The forward and reverse (or ``None``) KLStats and the settings of a kl document."""
-    from lossctl.core.kl_stats import KLStats
-
     if document.get("op") != "kl":
         raise InputError(f"{source}: op {document.get('op')!r} is not a kl result")
     state = _field(document, "state", dict, source)
     try:
-        forward = KLStats.from_dict(state.get("forward"))
+        forward = stats_from_dict(state.get("forward"))
         back = state.get("reverse")
-        reverse = None if back is None else KLStats.from_dict(back)
+        reverse = None if back is None else stats_from_dict(back)
     except InputError as error:
         raise InputError(f"{source}: {error}") from None
     settings = {name: document.get(name) for name in KL_SETTINGS}

@@ -272,6 +272,46 @@ def _float16_precision(e: Facts) -> str:
     )
 
 
+def _kl_reduction_mean(e: Facts) -> str:
+    return (
+        f"reduction='mean' divides the sum by all {e['elements']} elements, not by the batch "
+        f"size {e['batch']}: that is not the KL divergence; use reduction='batchmean'"
+    )
+
+
+def _kl_input_not_log_probs(e: Facts) -> str:
+    if not e.get("cli"):
+        return (
+            f"input: {e['rows']} of {e['of']} rows are not log-probabilities (logsumexp not 0); "
+            "kl_div wants log Q as input: apply log_softmax first"
+        )
+    if e.get("probabilities"):
+        return (
+            f"{e['source']}: every row is in [0, 1] and sums to 1: these look like "
+            "probabilities, but kl takes logits (or log-probabilities with --log-probs); pass "
+            "their log with --log-probs"
+        )
+    return _kl_not_normalized_rows(e)
+
+
+def _kl_not_normalized_rows(e: Facts) -> str:
+    return (
+        f"{e['source']}: {e['rows']} of {e['of']} rows are not log-probabilities "
+        f"(logsumexp {e['logsumexp']:.6g} at row {e['first_row']}, not 0); KL of "
+        "unnormalised inputs can be negative: drop --log-probs to pass logits"
+    )
+
+
+def _kl_target_not_normalized(e: Facts) -> str:
+    if e.get("cli"):
+        return _kl_not_normalized_rows(e)
+    kind = "exp(target)" if e["log_target"] else "target"
+    return (
+        f"target: {e['rows']} of {e['of']} rows of {kind} do not sum to 1 (or are negative): "
+        "the target must be a probability distribution per row"
+    )
+
+
 FINDING_MESSAGES: dict[FindingCode, Callable[[Facts], str]] = {
     FindingCode.INPUT_KIND: _input_kind,
     FindingCode.DOUBLE_SOFTMAX: _double_softmax,
@@ -288,6 +328,9 @@ FINDING_MESSAGES: dict[FindingCode, Callable[[Facts], str]] = {
     FindingCode.NONFINITE_INPUT: _nonfinite_input,
     FindingCode.FLOAT16_OVERFLOW: _float16_overflow,
     FindingCode.FLOAT16_PRECISION: _float16_precision,
+    FindingCode.KL_REDUCTION_MEAN: _kl_reduction_mean,
+    FindingCode.KL_INPUT_NOT_LOG_PROBS: _kl_input_not_log_probs,
+    FindingCode.KL_TARGET_NOT_NORMALIZED: _kl_target_not_normalized,
 }
 
 
