@@ -23,18 +23,17 @@ from typer.testing import CliRunner
 
 from lossctl.cli.app import app
 from lossctl.core.losses import cross_entropy, log_softmax, loss_result, softmax
-from lossctl.explain.trace import (
+from lossctl.explain import (
     Edges,
     Step,
     Trace,
-    equation,
     explain_elementwise,
     explain_loss,
     kept_indices,
-    steps_json,
 )
 from lossctl.io.documents import dumps
 from lossctl.render.explain import explain_view
+from lossctl.render.explain_data import equation, steps_json
 from lossctl.render.results import NumberFormat
 from tests.conftest import ROOT, SEED
 
@@ -395,7 +394,7 @@ def test_class_axis_first_summarises_positions_across() -> None:
 
 def test_explain_work_is_bounded_by_the_shown_positions(monkeypatch: pytest.MonkeyPatch) -> None:
     """Beyond the loss itself, only the shown rows go through row_stats."""
-    import lossctl.explain.trace as explain
+    import lossctl.explain.rows as explain
 
     seen: list[tuple[int, ...]] = []
     original = explain.row_stats

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from lossctl.explain.trace import Edges
+    from lossctl.explain import Edges
     from lossctl.io.readers import Loaded
     from lossctl.render.results import NumberFormat, Summary
 
@@ -259,7 +259,7 @@ class Output:
 
     def edges(self) -> Edges:
         """How much of a large input ``--explain`` shows."""
-        from lossctl.explain.trace import Edges
+        from lossctl.explain import Edges
 
         return Edges.full() if self.full else Edges()
 
@@ -595,7 +595,7 @@ def run_loss(
     for message in messages:
         warn(message)
     if output.explain:
-        from lossctl.explain.trace import explain_loss
+        from lossctl.explain import explain_loss
 
         trace = explain_loss(
             op,  # type: ignore[arg-type]
@@ -611,7 +611,7 @@ def run_loss(
         )
         trace = with_gradient_step(trace, checks, result, weight is not None, label_smoothing)
         if output.json or output.path:
-            from lossctl.explain.trace import steps_json
+            from lossctl.render.explain_data import steps_json
 
             document = loss_document(
                 result, sources, ignore_index, label_smoothing, weight, messages
@@ -708,7 +708,7 @@ def run_elementwise(
     for message in messages:
         warn(message)
     if output.explain:
-        from lossctl.explain.trace import explain_elementwise
+        from lossctl.explain import explain_elementwise
 
         trace = explain_elementwise(
             op,  # type: ignore[arg-type]
@@ -726,7 +726,7 @@ def run_elementwise(
             "warnings": messages,
         }
         if output.explain:
-            from lossctl.explain.trace import steps_json
+            from lossctl.render.explain_data import steps_json
 
             document["steps"] = steps_json(trace, output.number_format())
         emit_json(document, output)
@@ -1021,17 +1021,16 @@ def with_gradient_step(
         return trace
     import dataclasses
 
-    from lossctl.core.grad import explain_step
-    from lossctl.explain.trace import Step
+    from lossctl.explain import gradient_step
 
-    fields = explain_step(
+    step = gradient_step(
         checks.grad[..., :-1, :] if checks.shift else checks.grad,  # the trace is shifted
         result,
         trace.layout.cell_index,
         weighted=weighted,
         label_smoothing=label_smoothing,
     )
-    return dataclasses.replace(trace, steps=(*trace.steps, Step(**fields)))
+    return dataclasses.replace(trace, steps=(*trace.steps, step))
 
 
 def emit_loss_extras(checks: LossChecks, result: Any, output: Output) -> None:

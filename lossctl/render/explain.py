@@ -1,4 +1,4 @@
-"""Rich renderables of an ``--explain`` trace (:mod:`lossctl.explain.trace`): one block per step.
+"""Rich renderables of an ``--explain`` trace (:mod:`lossctl.explain`): one block per step.
 
 Each step is a heading (number, title, formula), a one-line note and its
 numbers: the arrays laid out as the user gave them, with each position's
@@ -16,14 +16,8 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from lossctl.explain.trace import (
-    ELLIPSIS,
-    Column,
-    LossStats,
-    Step,
-    Trace,
-    equation,
-)
+from lossctl.explain.model import ELLIPSIS, Column, LossStats, Step, Trace
+from lossctl.render.explain_data import equation
 from lossctl.render.results import NumberFormat
 
 INDENT = 3
