@@ -26,6 +26,7 @@ from lossctl.explain.model import (
     Layout,
     LossStats,
     ReductionTerms,
+    Remark,
     Step,
     Trace,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "Layout",
     "LossStats",
     "ReductionTerms",
+    "Remark",
     "Step",
     "Trace",
     "explain_elementwise",

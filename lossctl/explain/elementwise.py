@@ -63,13 +63,11 @@ def softmax_steps(
         values, axis, np.concatenate([layout.kept_positions, layout.cell_position.reshape(-1)])
     )
     if op == "softmax":
-        last = dataclasses.replace(
-            softmax_step(rows, layout, article=False), title="Divide: softmax"
-        )
+        last = dataclasses.replace(softmax_step(rows, layout), title="Divide: softmax")
         identity = "softmax(x) = exp(x - max) / Σ_c exp(x_c - max) = exp(x) / Σ_c exp(x_c)"
     else:
         last = dataclasses.replace(
-            log_softmax_step(rows, layout, article=False, columns=()),
+            log_softmax_step(rows, layout, columns=()),
             title="Subtract: log-softmax",
         )
         identity = "log_softmax(x) = x - lse = log(softmax(x))"

@@ -52,7 +52,11 @@ def _lines(result: LossResult, weighted: bool) -> tuple[str, ...]:
             else "s = 1"
         )
     elif result.reduction == "mean":
-        what = "Σ w[target]" if weighted else f"the {result.count} counted targets"
+        what = (
+            "Σ w[target]"
+            if weighted
+            else f"the {result.count} counted target{'' if result.count == 1 else 's'}"
+        )
         scale = f"s = 1/{result.denominator:g} (mean: 1 / {what})"
     else:
         scale = "s = 1"
@@ -60,7 +64,9 @@ def _lines(result: LossResult, weighted: bool) -> tuple[str, ...]:
     if result.reduction == "none":
         lines.append("reduction 'none': the gradient of the sum of the per-position losses")
     if result.target_kind == "indices" and result.ignored:
-        lines.append(f"the {result.ignored} ignored positions get 0")
+        lines.append(
+            f"the {result.ignored} ignored position{' gets' if result.ignored == 1 else 's get'} 0"
+        )
     return tuple(lines)
 
 

@@ -9,12 +9,21 @@ the worst positions.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import numpy.typing as npt
 
-from lossctl.core.losses import DEFAULT_IGNORE_INDEX, LossOp, LossResult, Reduction, loss_result
+from lossctl.core.losses import (
+    DEFAULT_IGNORE_INDEX,
+    FloatArray,
+    LossOp,
+    LossResult,
+    Reduction,
+    loss_result,
+)
 from lossctl.explain.context import LossContext, loss_context
-from lossctl.explain.model import Column, Edges, Step, Trace
+from lossctl.explain.model import ARTICLE, Column, Edges, Remark, Step, Trace
 from lossctl.explain.nll import logprob_check, nll_steps
 from lossctl.explain.probability import probability_steps
 from lossctl.explain.stats import stats_step
@@ -38,7 +47,8 @@ def cross_entropy_steps(ctx: LossContext) -> list[Step]:
     layout, rows, kept = ctx.layout, ctx.rows, ctx.kept
     probabilities = ctx.probabilities
     note = (
-        "As given." if probabilities else "As given; the target class of each position is marked."
+        "Raw scores (logits), one per class at each position: the larger, the more the model "
+        "favours that class. They are not probabilities yet."
     )
     picked = rows.logp[rows.at(kept), ctx.indices[kept]] if ctx.classes else np.zeros(kept.size)
     columns = () if probabilities else (Column("picked", "logp[target]", picked, masked=True),)
@@ -52,10 +62,49 @@ def cross_entropy_steps(ctx: LossContext) -> list[Step]:
         ),
         shift_step(rows, layout),
         exp_step(rows, layout),
-        softmax_step(rows, layout, article=True),
-        log_softmax_step(rows, layout, article=True, columns=columns),
+        softmax_step(rows, layout),
+        log_softmax_step(rows, layout, columns=columns),
         *(probability_steps(ctx) if probabilities else [nll_step(ctx)]),
     ]
+
+
+def raw_nll_remark(ctx: LossContext) -> tuple[Remark, ...]:
+    """The article's first point, when a shown position shows it: NLL on the raw logits
+    can reward the wrong class and go negative."""
+    kept, rows = ctx.kept, ctx.rows
+    if ctx.probabilities or not ctx.classes or ctx.result.reduction == "none":
+        return ()
+    at = rows.at(kept)
+    targets = ctx.indices[kept]
+    picked = rows.x[at, targets]
+    with np.errstate(invalid="ignore"):
+        wrong = ctx.counted[kept] & (picked > 0) & (np.argmax(rows.x[at], axis=1) != targets)
+    if not wrong.any():
+        return ()
+    i = int(np.argmax(wrong))
+    where = ctx.layout.position_label(int(kept[i])) or "()"
+    with np.errstate(invalid="ignore", divide="ignore"):
+        raw = float(np.sum(ctx.target_weight * -picked_targets(ctx)))
+        if ctx.result.reduction == "mean":
+            raw /= float(ctx.result.denominator)
+    return (
+        Remark(
+            f"Why softmax comes first: nll on the raw logits gives {{raw}}, and at position "
+            f"{where} its term -x[target] = {{term}} is negative although the largest logit "
+            f"there is class {int(np.argmax(rows.x[at[i]]))}, not the target {int(targets[i])}. "
+            "On raw logits NLL can reward the wrong class and go negative; after softmax + log "
+            "every term is -log p ≥ 0.",
+            (("raw", raw), ("term", -float(picked[i]))),
+        ),
+    )
+
+
+def picked_targets(ctx: LossContext) -> FloatArray:
+    """The input at every position's target class (0 at ignored positions): one gather."""
+    moved = np.moveaxis(ctx.values, ctx.result.class_dim, -1)
+    index = ctx.indices.reshape((*moved.shape[:-1], 1))
+    picked = np.take_along_axis(moved, index, axis=-1).reshape(-1).astype(np.float64)
+    return np.where(ctx.counted, picked, 0.0)
 
 
 def closing_step(ctx: LossContext, cross_entropy: LossResult | None) -> Step:
@@ -63,13 +112,15 @@ def closing_step(ctx: LossContext, cross_entropy: LossResult | None) -> Step:
     if ctx.op == "nll_loss":
         return logprob_check(ctx, cross_entropy)
     result = ctx.result
-    return identity_step(
+    step = identity_step(
         "cross_entropy = nll(log(softmax(x)))",
         "Softmax, then log, then NLL: cross-entropy is NLL applied to log-softmax"
         + (", with the targets smoothed by ε" if ctx.smoothing else "")
-        + ".",
+        + f", as the tutorial {ARTICLE} works out by hand (the seed example is its "
+        "example): CrossEntropy = Softmax + log + NLLLoss.",
         None if result.reduction == "none" else float(result.loss),
     )
+    return dataclasses.replace(step, remarks=raw_nll_remark(ctx))
 
 
 def explain_loss(

@@ -40,6 +40,8 @@ TargetKind = Literal["indices", "probabilities", "none"]
 SMALL = 10
 #: The mark of an elided run of rows, columns, positions or terms.
 ELLIPSIS = "…"
+#: The tutorial the seed example (and lossctl) comes from.
+ARTICLE = "“NLLLoss vs CrossEntropy: code + principle + why it works”"
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,18 @@ class LossStats:
 
 
 @dataclass(frozen=True)
+class Remark:
+    """A sentence about the numbers of a step, e.g. why it works on these values.
+
+    ``template`` has ``{name}`` fields; the renderer fills them with ``numbers``,
+    formatted the way it formats every other number of the trace.
+    """
+
+    template: str
+    numbers: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class Step:
     """One step of the trace: what it is, its formula, a short note and its numbers."""
 
@@ -196,6 +210,7 @@ class Step:
     reduction: ReductionTerms | None = None
     stats: LossStats | None = None
     lines: tuple[str, ...] = ()
+    remarks: tuple[Remark, ...] = ()
     equals: float | None = None
     result: str = ""
     warning: bool = False

@@ -30,7 +30,7 @@ def nll_steps(ctx: LossContext) -> list[Step]:
             "Input log-probabilities",
             ctx.x_cells,
             ctx.layout,
-            "As given. NLL expects log-probabilities: each position's log Σ exp is then 0.",
+            "NLL expects log-probabilities: each position's log Σ exp is then 0.",
             (target_column, Column("lse", "log Σ exp", rows.lse[p_rows])),
         ),
         Step(

@@ -51,7 +51,7 @@ def probability_steps(ctx: LossContext) -> list[Step]:
         ),
         Step(
             key="nll",
-            title="Cross-entropy per position (step 3)",
+            title="Cross-entropy per position",
             formula=_formula(ctx.w is not None, eps > 0),
             note=(
                 "Each cell is one term of the sum; a one-hot q picks one entry, as class "

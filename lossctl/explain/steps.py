@@ -17,6 +17,7 @@ from lossctl.explain.model import (
     Column,
     Layout,
     ReductionTerms,
+    Remark,
     Step,
     TermStyle,
     present,
@@ -59,8 +60,8 @@ def shift_step(rows: Rows, layout: Layout) -> Step:
         title="Max-shift",
         formula="x - max,   max = the largest x of each position",
         note=(
-            "For stability: exp(x - max) ≤ 1 cannot overflow; the result does not change "
-            "(exp(-max) cancels)."
+            "Subtract each position's largest value: exp(x - max) ≤ 1 cannot overflow, and "
+            "the probabilities do not change (exp(-max) cancels in the division)."
         ),
         grid=rows.stats.shifted[rows.at(layout.cell_position), layout.cell_class],
         grid_key="shifted",
@@ -83,8 +84,8 @@ def exp_step(rows: Rows, layout: Layout) -> Step:
         title="Exponentiate and sum",
         formula="exp(x - max),   Σ = Σ_c exp(x_c - max),   lse = max + log Σ",
         note=(
-            "The max's term is exactly 1, so 1 ≤ Σ ≤ classes; lse = log Σ_c exp(x_c), "
-            "without overflow."
+            "exp makes every value positive and Σ adds them up per position; the max's term "
+            "is exactly 1, so 1 ≤ Σ ≤ classes, and lse = log Σ_c exp(x_c) without overflow."
         ),
         grid=exp_cells,
         grid_key="exp",
@@ -96,7 +97,7 @@ def exp_step(rows: Rows, layout: Layout) -> Step:
     )
 
 
-def softmax_step(rows: Rows, layout: Layout, article: bool) -> Step:
+def softmax_step(rows: Rows, layout: Layout) -> Step:
     """``exp(x - max) / Σ``, and each position's sum (1)."""
     cell_rows = rows.at(layout.cell_position)
     with np.errstate(over="ignore"):
@@ -104,26 +105,29 @@ def softmax_step(rows: Rows, layout: Layout, article: bool) -> Step:
         sums = np.exp(rows.logp[rows.at(layout.kept_positions)]).sum(axis=1)
     return Step(
         key="softmax",
-        title="Softmax" + (" (the article's step 1)" if article else ""),
+        title="Softmax",
         formula="softmax = exp(x - max) / Σ",
-        note="Probabilities: each position's values are in [0, 1] and sum to 1.",
+        note=(
+            "Each exp divided by its position's Σ: probabilities, each in [0, 1], that sum to 1 "
+            "at every position (the bars draw them)."
+        ),
         grid=probs,
         grid_key="softmax",
         columns=(Column("softmax_sum", "Σ", sums),),
     )
 
 
-def log_softmax_step(
-    rows: Rows, layout: Layout, article: bool, columns: tuple[Column, ...]
-) -> Step:
+def log_softmax_step(rows: Rows, layout: Layout, columns: tuple[Column, ...]) -> Step:
     """``(x - max) - log Σ``, computed without taking the log of the softmax."""
     cell_rows = rows.at(layout.cell_position)
     return Step(
         key="log_softmax",
-        title="Log of the softmax = log-softmax" + (" (step 2)" if article else ""),
+        title="Log of the softmax = log-softmax",
         formula="log_softmax = log(softmax) = (x - max) - log Σ",
         note=(
-            "Computed as (x - max) - log Σ, not log(softmax): tiny probabilities keep exact logs."
+            "The log of each probability: 0 for a certain class, more negative the less likely "
+            "it is. Computed as (x - max) - log Σ, not log(softmax): tiny probabilities keep "
+            "exact logs."
         ),
         grid=rows.logp[cell_rows, layout.cell_class],
         grid_key="log_softmax",
@@ -195,12 +199,42 @@ def nll_step(ctx: LossContext) -> Step:
             else "loss_n = -logp[n, t_n],   0 where t_n = ignore_index"
         )
         note = (
-            "Pick each position's log-softmax at its target class and negate it"
+            "Pick each position's log-probability at its target class and negate it"
             + (", times the class weight" if weighted else "")
-            + "; ignored positions count 0."
+            + ": -log p is 0 when the model is sure of the right class and grows as p shrinks; "
+            "ignored positions count 0."
         )
     columns.append(Column("loss", "loss", ctx.losses[kept]))
-    return Step(key="nll", title="NLL (step 3)", formula=formula, note=note, columns=tuple(columns))
+    return Step(
+        key="nll",
+        title="NLL: pick the target, negate",
+        formula=formula,
+        note=note,
+        columns=tuple(columns),
+        remarks=weak_positive(ctx, nll),
+    )
+
+
+def weak_positive(ctx: LossContext, nll: FloatArray) -> tuple[Remark, ...]:
+    """The article's second point, when a shown target has a small probability."""
+    kept = ctx.kept
+    counted = ctx.counted[kept]
+    if ctx.probabilities or not ctx.classes or not counted.any():
+        return ()
+    with np.errstate(invalid="ignore"):
+        scores = np.where(counted & ~np.isnan(nll), nll, -np.inf)
+    i = int(np.argmax(scores))
+    if not np.isfinite(scores[i]) or np.exp(-scores[i]) >= 0.5:
+        return ()
+    where = ctx.layout.position_label(int(kept[i])) or "()"
+    return (
+        Remark(
+            f"Why it works: softmax + log punishes weak positives. Position {where} gives its "
+            f"target (class {int(ctx.indices[kept[i]])}) only p = {{p}}, so its -log p is {{nll}}; "
+            "a confident right answer, p ≈ 1, would cost ≈ 0.",
+            (("p", float(np.exp(-scores[i]))), ("nll", float(scores[i]))),
+        ),
+    )
 
 
 def reduction_terms(ctx: LossContext) -> ReductionTerms | None:
@@ -243,7 +277,9 @@ def reduce_step(result: LossResult, terms: ReductionTerms | None, weighted: bool
         denominator = "the number of positions, N·d1·…·dk (probability targets)"
         formula = "mean = Σ_n loss_n / (N·d1·…·dk)"
     elif weighted:
-        denominator = f"the sum of the class weights w[t_n] of the {result.count} counted targets"
+        denominator = f"the sum of the class weights w[t_n] of the {result.count} counted " + (
+            "target" if result.count == 1 else "targets"
+        )
         formula = "mean = Σ_n loss_n / Σ_n w[t_n]   (counted n)"
     else:
         denominator = f"the number of counted targets ({result.count})"
@@ -256,7 +292,10 @@ def reduce_step(result: LossResult, terms: ReductionTerms | None, weighted: bool
         else ""
     )
     if reduction == "mean":
-        note = f"Divided by {denominator}{ignored}."
+        note = (
+            "One number for the whole input: the per-position losses summed and divided by "
+            f"{denominator}{ignored}."
+        )
     elif reduction == "sum":
         formula = "sum = Σ_n loss_n"
         note = f"No division{ignored}."

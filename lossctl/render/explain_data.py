@@ -19,32 +19,55 @@ from lossctl.explain.model import (
     Layout,
     LossStats,
     ReductionTerms,
+    Remark,
     Step,
     Trace,
     present,
 )
 
-__all__ = ["equation", "step_data", "steps_json"]
+__all__ = ["equation", "remark_text", "step_data", "steps_json"]
 
 Formatter = Callable[[float], str]
 
 
+def remark_text(remark: Remark, fmt: Formatter) -> str:
+    """The remark's sentence with its numbers formatted."""
+    return remark.template.format(**{name: fmt(value) for name, value in remark.numbers})
+
+
+def _join(terms: list[str]) -> str:
+    """``a + b - c``: a term that is written with a minus is subtracted, not added."""
+    out = ""
+    for i, term in enumerate(terms):
+        if i == 0:
+            out = term
+        elif term.startswith("-"):
+            out += f" - {term[1:]}"
+        else:
+            out += f" + {term}"
+    return out
+
+
 def equation(terms: ReductionTerms, fmt: Formatter) -> str:
-    """The reduction with its numbers, e.g. ``[-(-5.1724) + -(-1.3586)] / 2 = 3.2655``."""
+    """The reduction with its numbers, e.g. ``(5.1724 + 1.3586) / 2 = 3.2655``.
+
+    Each term is a position's loss as the step before shows it (``-logp`` at the
+    target, times its weight), so nothing is negated twice.
+    """
     written: list[str] = []
     i = 0
     for position in terms.positions:
         if position is None:
             written.append(ELLIPSIS)
             continue
-        if terms.style == "neg":
-            written.append(f"-({fmt(float(terms.picked[i]))})")
-        elif terms.style == "weighted":
-            written.append(f"{fmt(float(terms.weights[i]))}·-({fmt(float(terms.picked[i]))})")
+        if terms.style == "weighted":
+            written.append(f"{fmt(float(terms.weights[i]))}·{fmt(-float(terms.picked[i]))}")
+        elif terms.style == "neg":
+            written.append(fmt(-float(terms.picked[i])))
         else:
             written.append(fmt(float(terms.losses[i])))
         i += 1
-    body = " + ".join(written) if written else "0"
+    body = _join(written) if written else "0"
     if terms.reduction == "sum":
         return f"{body} = {fmt(terms.total)}"
     if terms.denominator_kind == "weights":
@@ -52,7 +75,8 @@ def equation(terms: ReductionTerms, fmt: Formatter) -> str:
     else:
         denominator = str(int(terms.denominator))
     loss = math.nan if terms.loss is None else terms.loss
-    return f"[{body}] / {denominator} = {fmt(loss)}"
+    grouped = f"({body})" if len(written) > 1 else body
+    return f"{grouped} / {denominator} = {fmt(loss)}"
 
 
 def _grid_json(grid: npt.NDArray[Any], layout: Layout) -> dict[str, Any]:
@@ -155,6 +179,8 @@ def step_data(trace: Trace, step: Step, fmt: Formatter) -> dict[str, Any]:
         values["stats"] = _stats_json(step.stats, layout)
     if step.lines:
         values["lines"] = list(step.lines)
+    if step.remarks:
+        values["remarks"] = [remark_text(remark, fmt) for remark in step.remarks]
     if step.equals is not None:
         values["equals"] = step.equals
     if step.result:
