@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lossctl.explain.model import ELLIPSIS, Column, LossStats, Step, Trace
+from lossctl.render.blocks import FirstFit, bar
 from lossctl.render.explain_data import equation, remark_text
 from lossctl.render.results import NumberFormat
 
@@ -25,9 +26,6 @@ TARGET_STYLE = "bold green"
 IGNORED_STYLE = "dim"
 EXTRA_STYLE = "cyan"
 LABEL_STYLE = "dim"
-#: The cells of a probability bar, and its eighths.
-BAR_WIDTH = 8
-BLOCKS = "▏▎▍▌▋▊▉█"
 
 
 Cell = tuple[str, str]  # text and style
@@ -71,16 +69,6 @@ def _value(column: Column, index: int, fmt: NumberFormat, ignored: bool) -> str:
     if column.kind == "index":
         return str(int(value))
     return fmt(float(value))
-
-
-def bar(p: float, width: int = BAR_WIDTH) -> str:
-    """``p`` in [0, 1] as a bar of ``width`` cells of unicode blocks, to the nearest eighth."""
-    if p != p:  # nan
-        return " " * width
-    eighths = round(min(max(p, 0.0), 1.0) * width * 8)
-    full, part = divmod(eighths, 8)
-    text = BLOCKS[-1] * full + (BLOCKS[part - 1] if part else "")
-    return text.ljust(width)
 
 
 def _table() -> Table:
@@ -200,6 +188,38 @@ def corner(trace: Trace) -> str:
     return f"{', '.join(names[:-1])} ↓  {names[-1]} →"
 
 
+def _grid_cells(
+    trace: Trace, step: Step, fmt: NumberFormat, columns: ColumnChoice, row: int, bars: bool
+) -> list[Cell]:
+    """The grid's values in shown row ``row``, marked, with a bar each if ``bars``."""
+    assert step.grid is not None
+    cells: list[Cell] = []
+    for choice in columns:
+        if choice is None:
+            cells.append((ELLIPSIS + " ", ""))
+            continue
+        j = choice[1]
+        value = float(step.grid[row, j])
+        text, style = _cell(
+            fmt(value),
+            target=bool(trace.target_cells[row, j]),
+            ignored=bool(trace.ignored_cells[row, j]),
+        )
+        cells.append((f"{text} {bar(value)}" if bars else text, style))
+    return cells
+
+
+def _extra_cells(
+    trace: Trace, shown: tuple[Column, ...], fmt: NumberFormat, row: int, elided: bool
+) -> list[Cell]:
+    """The per-position extras of shown row ``row``, after the ``│``."""
+    cells: list[Cell] = [("│", LABEL_STYLE)]
+    ignored = bool(trace.ignored_positions[row])
+    for column in shown:
+        cells.append(_cell(_value(column, row, fmt, ignored), ignored=ignored, style=EXTRA_STYLE))
+    return cells + ([(ELLIPSIS + " ", "")] if elided else [])
+
+
 def grid_table(
     trace: Trace,
     step: Step,
@@ -213,13 +233,11 @@ def grid_table(
     ``extras``: how many of the per-position columns to show (the rest is one ``…``);
     ``bars``: draw a bar beside each probability (softmax steps).
     """
-    assert step.grid is not None
     layout = trace.layout
     columns = column_choices(trace)[0] if columns is None else columns
     table = _table()
     with_index = len(layout.shape) >= 2
     down = layout.orientation == "down" and bool(step.columns)
-    across = layout.orientation == "across" and bool(step.columns)
     shown = step.columns if extras is None else step.columns[:extras]
     elided = down and len(shown) < len(step.columns)
     bars = bars and step.grid_key == "softmax"
@@ -239,36 +257,21 @@ def grid_table(
         cells: list[Cell] = []
         if with_index:
             cells.append((ELLIPSIS if row is None else layout.row_label(row), LABEL_STYLE))
-        for choice in columns:
-            if row is None or choice is None:
-                cells.append((ELLIPSIS + " ", ""))
-            else:
-                j = choice[1]
-                value = float(step.grid[row_index, j])
-                text, style = _cell(
-                    fmt(value),
-                    target=bool(trace.target_cells[row_index, j]),
-                    ignored=bool(trace.ignored_cells[row_index, j]),
-                )
-                cells.append((f"{text} {bar(value)}" if bars else text, style))
-        if down:
-            cells.append(("│", LABEL_STYLE))
-            for column in shown:
-                if row is None:
-                    cells.append((ELLIPSIS + " ", ""))
-                else:
-                    ignored = bool(trace.ignored_positions[row_index])
-                    text = _value(column, row_index, fmt, ignored)
-                    cells.append(_cell(text, ignored=ignored, style=EXTRA_STYLE))
-            if elided:
-                cells.append((ELLIPSIS + " ", ""))
-        if row is not None:
+        if row is None:
+            width = len(columns) + (1 + len(shown) + elided if down else 0)
+            cells += [(ELLIPSIS + " ", "")] * width
+            if down:
+                cells[len(cells) - width + len(columns)] = ("│", LABEL_STYLE)
+        else:
+            cells += _grid_cells(trace, step, fmt, columns, row_index, bars)
+            if down:
+                cells += _extra_cells(trace, shown, fmt, row_index, elided)
             row_index += 1
         rows.append(cells)
-    sections: frozenset[int] = frozenset()
-    if across:
-        sections = frozenset({len(rows) - 1})
-        rows += [_position_row(trace, column, fmt, columns) for column in step.columns]
+    if layout.orientation != "across" or not step.columns:
+        return _fill(table, rows)
+    sections = frozenset({len(rows) - 1})
+    rows += [_position_row(trace, column, fmt, columns) for column in step.columns]
     return _fill(table, rows, sections)
 
 
@@ -357,26 +360,6 @@ def stats_table(
         label = (layout.position_label(position) or "()", LABEL_STYLE)
         rows.append([label, *(c for c, k in zip(cells, keep, strict=True) if k)])
     return _fill(table, rows)
-
-
-class FirstFit:
-    """The first of some tables (widest first) that fits the width it is drawn at."""
-
-    def __init__(self, tables: list[Table]) -> None:
-        self.tables = tables
-
-    def choose(self, console: Console, options: ConsoleOptions) -> Table:
-        unbounded = options.update_width(10**6)
-        for table in self.tables[:-1]:
-            if Measurement.get(console, unbounded, table).maximum <= options.max_width:
-                return table
-        return self.tables[-1]
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield self.choose(console, options)
-
-    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
-        return Measurement.get(console, options, self.choose(console, options))
 
 
 def fitted_stats(trace: Trace, stats: LossStats, fmt: NumberFormat) -> FirstFit:
