@@ -5,6 +5,9 @@ The public Python API is the pure-NumPy core::
     from lossctl import cross_entropy
     cross_entropy([[1.1741, -0.4859], [-3.718, 1.5257], [0.0222, 0.5898]], [1, 2])  # 3.2655
 
+and ``lossctl.explain(logits, labels)`` is the ``--explain`` trace as an object that prints
+in a terminal and renders in a Jupyter notebook.
+
 Names are imported lazily so that ``lossctl --help`` and ``--version`` start without NumPy.
 """
 
@@ -19,6 +22,7 @@ _EXPORTS = {
     "AmbiguousClassAxisWarning": "lossctl.core.losses",
     "LossResult": "lossctl.core.losses",
     "cross_entropy": "lossctl.core.losses",
+    "explain": "lossctl.render.notebook",
     "KLBroadcastWarning": "lossctl.core.kl",
     "KLReductionMeanWarning": "lossctl.core.kl",
     "kl_div": "lossctl.core.kl",
@@ -46,6 +50,7 @@ __all__ = [
     "ReadError",
     "__version__",
     "cross_entropy",
+    "explain",
     "kl_block_stats",
     "kl_div",
     "kl_logits",
@@ -69,6 +74,7 @@ if TYPE_CHECKING:
         softmax,
     )
     from lossctl.errors import InputError, LossctlError, ReadError
+    from lossctl.render.notebook import explain
 
 
 def __getattr__(name: str) -> Any:

@@ -2,7 +2,7 @@
 
 Layers, top to bottom (a module may import its own subpackage and any layer below)::
 
-    cli  ->  render  ->  explain, doctor  ->  core  ->  errors
+    cli  ->  render  ->  trace, doctor  ->  core  ->  errors
     cli  ->  dask (engine)  ->  io  ->  core.spec / core types  ->  errors
 
 Every ``import`` counts, also those inside functions (lazy imports) and under
@@ -27,19 +27,19 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "core": {"errors"},
     "doctor": {"core", "errors"},
-    "explain": {"core", "errors"},
+    "trace": {"core", "errors"},
     "io": {"core", "errors"},
-    "render": {"explain", "doctor", "core", "errors"},
+    "render": {"trace", "doctor", "core", "errors"},
     "dask": {"io", "core", "errors"},
-    "cli": {"render", "explain", "doctor", "io", "core", "dask", "errors", "__init__"},
-    "__init__": {"core", "errors", "render", "explain"},  # the lazy public API table
+    "cli": {"render", "trace", "doctor", "io", "core", "dask", "errors", "__init__"},
+    "__init__": {"core", "errors", "render", "trace"},  # the lazy public API table
     "__main__": {"cli"},
 }
 # Libraries that only the outer layers may use.
 FORBIDDEN_LIBRARIES: dict[str, set[str]] = {
     "core": {"rich", "typer", "json", "click"},
     "doctor": {"rich", "typer", "json", "click"},
-    "explain": {"rich", "typer", "json", "click"},
+    "trace": {"rich", "typer", "json", "click"},
     "io": {"rich", "typer", "click"},
     "render": {"typer", "click"},
 }
@@ -100,7 +100,7 @@ def lossctl_graph() -> dict[str, set[str]]:
 
 def test_the_layout_has_the_documented_parts() -> None:
     parts = {part_of(module_name(path)) for path in modules()}
-    assert {"core", "doctor", "explain", "io", "render", "cli", "errors"} <= parts
+    assert {"core", "doctor", "trace", "io", "render", "cli", "errors"} <= parts
     assert parts <= set(ALLOWED), f"a part without a rule: {parts - set(ALLOWED)}"
 
 

@@ -199,7 +199,7 @@ def run_elementwise(
         warn(message)
     trace = None
     if output.explain:
-        from lossctl.explain.trace import explain_elementwise
+        from lossctl.trace import explain_elementwise
 
         trace = explain_elementwise(op, values.array, dim=dim, edges=edges(output))  # type: ignore[arg-type]
     if output.document_wanted:
@@ -207,7 +207,7 @@ def run_elementwise(
 
         document = elementwise_document(op, dim, result, values.source, messages)
         if trace is not None:
-            from lossctl.explain.trace import steps_json
+            from lossctl.render.explain_data import steps_json
 
             document["steps"] = steps_json(trace, number_format(output))
         emit_document(document, output)

@@ -12,8 +12,8 @@ from lossctl.cli.options import OutputOptions
 from lossctl.cli.streams import stdout_encoding, write_stdout
 
 if TYPE_CHECKING:
-    from lossctl.explain.trace import Edges
     from lossctl.render.results import NumberFormat, Summary
+    from lossctl.trace import Edges
 
 
 def number_format(output: OutputOptions) -> NumberFormat:
@@ -30,7 +30,7 @@ def summary(output: OutputOptions) -> Summary:
 
 def edges(output: OutputOptions) -> Edges:
     """How much of a large input ``--explain`` shows."""
-    from lossctl.explain.trace import Edges
+    from lossctl.trace import Edges
 
     return Edges.full() if output.full else Edges()
 

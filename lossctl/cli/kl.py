@@ -105,7 +105,7 @@ def compute(
         )
         trace = None
         if output.explain:
-            from lossctl.explain.kl import explain_kl
+            from lossctl.trace.kl import explain_kl
 
             trace = explain_kl(
                 x,

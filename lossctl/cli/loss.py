@@ -200,7 +200,7 @@ def run_one(request: LossRequest, input_spec: str, labels_spec: str) -> None:
 
         document = loss_document(result, sources, messages)
         if trace is not None:
-            from lossctl.explain.trace import steps_json
+            from lossctl.render.explain_data import steps_json
 
             document["steps"] = steps_json(trace, number_format(output))
         emit_document(document | checks.document(), output)
@@ -229,7 +229,7 @@ def explained(
     values: Loaded, labels: Loaded, result: LossResult, checks: LossChecks, output: OutputOptions
 ) -> Any:
     """The ``--explain`` trace of the result (with the gradient as its last step)."""
-    from lossctl.explain.trace import explain_loss
+    from lossctl.trace import explain_loss
 
     spec = result.spec
     trace = explain_loss(
@@ -349,17 +349,15 @@ def with_gradient_step(trace: Any, checks: LossChecks, result: LossResult) -> An
     """The ``--explain`` trace with the gradient as its final step (when ``--grad``)."""
     if checks.grad is None:
         return trace
-    from lossctl.core.grad import explain_step
-    from lossctl.explain.trace import Step
+    from lossctl.trace import with_gradient
 
-    fields = explain_step(
+    return with_gradient(
+        trace,
         checks.grad[..., :-1, :] if checks.shift else checks.grad,  # the trace is shifted
         result,
-        trace.layout.cell_index,
         weighted=result.spec.weight is not None,
         label_smoothing=result.spec.label_smoothing,
     )
-    return dataclasses.replace(trace, steps=(*trace.steps, Step(**fields)))
 
 
 def emit_loss_extras(checks: LossChecks, result: LossResult, output: OutputOptions) -> None:

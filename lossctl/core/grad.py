@@ -34,7 +34,7 @@ from lossctl.core.losses import LossResult, compute
 from lossctl.core.rows import from_rows, row_blocks, rows_last, softmax_into
 from lossctl.core.spec import DEFAULT_IGNORE_INDEX, FloatArray, LossOp, LossSpec, Reduction
 
-__all__ = ["explain_step", "grad_from_result", "loss_grad"]
+__all__ = ["grad_from_result", "loss_grad"]
 
 
 def grad_from_result(result: LossResult, input: npt.ArrayLike, target: npt.ArrayLike) -> FloatArray:
@@ -128,71 +128,3 @@ def loss_grad(
         class_dim=class_dim,
     )
     return grad_from_result(compute(spec, input, target), input, target)
-
-
-def explain_step(
-    grad: FloatArray,
-    result: LossResult,
-    cell_index: tuple[npt.NDArray[np.intp], ...],
-    *,
-    weighted: bool,
-    label_smoothing: float = 0.0,
-) -> dict[str, Any]:
-    """The fields of the final ``--explain`` step, the gradient (no dependency on explain).
-
-    ``cell_index`` picks the cells the trace shows (``Layout.cell_index``); the caller
-    builds the step from the returned ``key``, ``title``, ``formula``, ``note``,
-    ``grid``, ``grid_key`` and ``lines``.
-    """
-    smoothing = result.op == "cross_entropy" and label_smoothing > 0.0
-    w = "w[t]·" if weighted else ""
-    if result.op == "nll_loss":
-        formula = f"d loss / d x[n, c] = -s·{w}1[c = t_n]: nonzero only at the target"
-        note = (
-            "NLL only picks the input at the target, so only that entry has a gradient: "
-            "a step of gradient descent (x - lr·grad) raises the target's log-probability, "
-            "and nothing else moves."
-        )
-    elif result.target_kind == "probabilities":
-        formula = "d loss / d x = s·Σ_c w_c·q'_c·(softmax(x) - onehot(c))"
-        note = (
-            "Each class is pulled towards its target probability: the gradient is "
-            "softmax(x) minus the (weighted) targets, negative where the model gives a "
-            "class less than its target share, so gradient descent (x - lr·grad) raises "
-            "those logits and lowers the others."
-        )
-    else:
-        formula = f"d loss / d x = s·{w}(softmax(x) - onehot(target))" + (
-            " (1-ε) + s·(ε/C)·(Σw·softmax(x) - w)" if smoothing else ""
-        )
-        note = (
-            "softmax - onehot is p_t - 1 < 0 at the target and p_c > 0 at every other class, "
-            "so gradient descent (x - lr·grad) pushes the target logit up and every other "
-            "logit down, each in proportion to the probability it wrongly holds; a confident "
-            "right answer (p_t ≈ 1) gets almost no push."
-        )
-    if result.target_kind == "probabilities":
-        scale = (
-            f"s = 1/{result.count} (mean over the positions)"
-            if result.reduction == "mean"
-            else "s = 1"
-        )
-    elif result.reduction == "mean":
-        what = "Σ w[target]" if weighted else f"the {result.count} counted targets"
-        scale = f"s = 1/{result.denominator:g} (mean: 1 / {what})"
-    else:
-        scale = "s = 1"
-    lines = [scale]
-    if result.reduction == "none":
-        lines.append("reduction 'none': the gradient of the sum of the per-position losses")
-    if result.target_kind == "indices" and result.ignored:
-        lines.append(f"the {result.ignored} ignored positions get 0")
-    return {
-        "key": "gradient",
-        "title": "Gradient",
-        "formula": formula,
-        "note": note,
-        "grid": np.asarray(grad[cell_index], dtype=np.float64),
-        "grid_key": "grad",
-        "lines": tuple(lines),
-    }

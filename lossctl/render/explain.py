@@ -1,4 +1,4 @@
-"""Rich renderables of an ``--explain`` trace (:mod:`lossctl.explain.trace`): one block per step.
+"""Rich renderables of an ``--explain`` trace (:mod:`lossctl.trace`): one block per step.
 
 Each step is a heading (number, title, formula), a one-line note and its
 numbers: the arrays laid out as the user gave them, with each position's
@@ -16,15 +16,10 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from lossctl.explain.trace import (
-    ELLIPSIS,
-    Column,
-    LossStats,
-    Step,
-    Trace,
-    equation,
-)
+from lossctl.render.blocks import FirstFit, bar
+from lossctl.render.explain_data import equation, remark_text
 from lossctl.render.results import NumberFormat
+from lossctl.trace.model import ELLIPSIS, Column, LossStats, Step, Trace
 
 INDENT = 3
 TARGET_STYLE = "bold green"
@@ -76,10 +71,10 @@ def _value(column: Column, index: int, fmt: NumberFormat, ignored: bool) -> str:
     return fmt(float(value))
 
 
-def _table(compact: bool = False) -> Table:
-    """A borderless table; compact ones (large inputs) drop the rule under the header."""
+def _table() -> Table:
+    """A borderless table with a rule under its header."""
     return Table(
-        box=None if compact else box.SIMPLE_HEAD,
+        box=box.SIMPLE_HEAD,
         show_edge=False,
         pad_edge=False,
         header_style="bold",
@@ -116,6 +111,9 @@ def legend(trace: Trace) -> Text:
 
 
 ColumnChoice = tuple[tuple[int, int] | None, ...]  # (grid column, its index in the data)
+#: A grid's columns, how many of its per-position extra columns (``None``: all) and
+#: whether its probabilities get bars.
+Fit = tuple[ColumnChoice, int | None, bool]
 
 
 def column_choices(trace: Trace) -> list[ColumnChoice]:
@@ -136,6 +134,28 @@ def column_choices(trace: Trace) -> list[ColumnChoice]:
     return choices
 
 
+def fits(trace: Trace, step: Step) -> list[Fit]:
+    """What to try, widest first: fewer grid columns (with bars, then without), then,
+    for a narrow terminal, only the first column or none, and fewer per-position extras.
+
+    Numbers are never cut: what does not fit is elided, marked ``…``.
+    """
+    choices = column_choices(trace)
+    bars = step.grid_key == "softmax"
+    tries: list[Fit] = [(choice, None, bars) for choice in choices]
+    if bars:
+        tries += [(choice, None, False) for choice in choices]
+    if trace.layout.full:
+        return tries
+    kept = [c for c in choices[0] if c is not None]
+    if len(kept) > 1:
+        tries += [((kept[0], None), None, False), ((None,), None, False)]
+    if trace.layout.orientation == "down" and len(step.columns) > 1:
+        narrowest = tries[-1][0]
+        tries += [(narrowest, n, False) for n in range(len(step.columns) - 1, -1, -1)]
+    return tries
+
+
 class FittedGrid:
     """A :func:`grid_table`, indented, with as many columns as fit the width it is drawn at."""
 
@@ -144,14 +164,14 @@ class FittedGrid:
 
     def choose(self, console: Console, options: ConsoleOptions) -> Table:
         """The widest table that fits ``options.max_width`` (else the narrowest)."""
-        choices = column_choices(self.trace)
+        tries = fits(self.trace, self.step)
         unbounded = options.update_width(10**6)
-        for choice in choices[:-1]:
-            table = grid_table(self.trace, self.step, self.fmt, choice)
+        for choice, extras, bars in tries[:-1]:
+            table = grid_table(self.trace, self.step, self.fmt, choice, extras, bars)
             width = Measurement.get(console, unbounded, table).maximum
             if width + self.indent <= options.max_width:
                 return table
-        return grid_table(self.trace, self.step, self.fmt, choices[-1])
+        return grid_table(self.trace, self.step, self.fmt, *tries[-1])
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield Padding(self.choose(console, options), (0, 0, 0, self.indent), expand=False)
@@ -162,81 +182,122 @@ class FittedGrid:
         return Measurement(inner.minimum + self.indent, inner.maximum + self.indent)
 
 
-def grid_table(
-    trace: Trace, step: Step, fmt: NumberFormat, columns: ColumnChoice | None = None
-) -> Table:
-    """The step's input-shaped array as the user laid it out, marks and per-position extras."""
+def corner(trace: Trace) -> str:
+    """The grid's top-left cell: what its rows and its columns are, e.g. ``class ↓  position →``."""
+    names = trace.layout.axis_names
+    return f"{', '.join(names[:-1])} ↓  {names[-1]} →"
+
+
+def _grid_cells(
+    trace: Trace, step: Step, fmt: NumberFormat, columns: ColumnChoice, row: int, bars: bool
+) -> list[Cell]:
+    """The grid's values in shown row ``row``, marked, with a bar each if ``bars``."""
     assert step.grid is not None
+    cells: list[Cell] = []
+    for choice in columns:
+        if choice is None:
+            cells.append((ELLIPSIS + " ", ""))
+            continue
+        j = choice[1]
+        value = float(step.grid[row, j])
+        text, style = _cell(
+            fmt(value),
+            target=bool(trace.target_cells[row, j]),
+            ignored=bool(trace.ignored_cells[row, j]),
+        )
+        cells.append((f"{text} {bar(value)}" if bars else text, style))
+    return cells
+
+
+def _extra_cells(
+    trace: Trace, shown: tuple[Column, ...], fmt: NumberFormat, row: int, elided: bool
+) -> list[Cell]:
+    """The per-position extras of shown row ``row``, after the ``│``."""
+    cells: list[Cell] = [("│", LABEL_STYLE)]
+    ignored = bool(trace.ignored_positions[row])
+    for column in shown:
+        cells.append(_cell(_value(column, row, fmt, ignored), ignored=ignored, style=EXTRA_STYLE))
+    return cells + ([(ELLIPSIS + " ", "")] if elided else [])
+
+
+def grid_table(
+    trace: Trace,
+    step: Step,
+    fmt: NumberFormat,
+    columns: ColumnChoice | None = None,
+    extras: int | None = None,
+    bars: bool = True,
+) -> Table:
+    """The step's input-shaped array as the user laid it out, marks and per-position extras.
+
+    ``extras``: how many of the per-position columns to show (the rest is one ``…``);
+    ``bars``: draw a bar beside each probability (softmax steps).
+    """
     layout = trace.layout
     columns = column_choices(trace)[0] if columns is None else columns
-    table = _table(is_compact(trace))
+    table = _table()
     with_index = len(layout.shape) >= 2
     down = layout.orientation == "down" and bool(step.columns)
-    across = layout.orientation == "across" and bool(step.columns)
+    shown = step.columns if extras is None else step.columns[:extras]
+    elided = down and len(shown) < len(step.columns)
+    bars = bars and step.grid_key == "softmax"
     if with_index:
-        table.add_column(", ".join(layout.axis_names[:-1]), justify="right")
+        table.add_column(corner(trace), justify="right")
     for choice in columns:
         table.add_column(ELLIPSIS if choice is None else str(choice[0]), justify="right")
     if down:
         table.add_column("│", justify="center")
-        for column in step.columns:
+        for column in shown:
             table.add_column(Text(column.name), justify="right", header_style=f"bold {EXTRA_STYLE}")
+        if elided:
+            table.add_column(ELLIPSIS, justify="right")
     rows: list[list[Cell]] = []
     row_index = 0
     for row in layout.rows:
         cells: list[Cell] = []
         if with_index:
             cells.append((ELLIPSIS if row is None else layout.row_label(row), LABEL_STYLE))
-        for choice in columns:
-            if row is None or choice is None:
-                cells.append((ELLIPSIS + " ", ""))
-            else:
-                j = choice[1]
-                cells.append(
-                    _cell(
-                        fmt(float(step.grid[row_index, j])),
-                        target=bool(trace.target_cells[row_index, j]),
-                        ignored=bool(trace.ignored_cells[row_index, j]),
-                    )
-                )
-        if down:
-            cells.append(("│", LABEL_STYLE))
-            for column in step.columns:
-                if row is None:
-                    cells.append((ELLIPSIS + " ", ""))
-                else:
-                    ignored = bool(trace.ignored_positions[row_index])
-                    text = _value(column, row_index, fmt, ignored)
-                    cells.append(_cell(text, ignored=ignored, style=EXTRA_STYLE))
-        if row is not None:
+        if row is None:
+            width = len(columns) + (1 + len(shown) + elided if down else 0)
+            cells += [(ELLIPSIS + " ", "")] * width
+            if down:
+                cells[len(cells) - width + len(columns)] = ("│", LABEL_STYLE)
+        else:
+            cells += _grid_cells(trace, step, fmt, columns, row_index, bars)
+            if down:
+                cells += _extra_cells(trace, shown, fmt, row_index, elided)
             row_index += 1
         rows.append(cells)
-    sections: frozenset[int] = frozenset()
-    if across:
-        sections = frozenset({len(rows) - 1})
-        rows += [_position_row(trace, column, fmt) for column in step.columns]
+    if layout.orientation != "across" or not step.columns:
+        return _fill(table, rows)
+    sections = frozenset({len(rows) - 1})
+    rows += [_position_row(trace, column, fmt, columns) for column in step.columns]
     return _fill(table, rows, sections)
 
 
-def _position_row(trace: Trace, column: Column, fmt: NumberFormat) -> list[Cell]:
-    """One per-position quantity as a row across the position columns."""
+def _position_row(
+    trace: Trace, column: Column, fmt: NumberFormat, columns: ColumnChoice | None = None
+) -> list[Cell]:
+    """One per-position quantity as a row across the position columns (or those of ``columns``)."""
+    if columns is None:
+        kept = iter(range(len(trace.layout.positions)))
+        columns = tuple(None if p is None else (p, next(kept)) for p in trace.layout.positions)
     cells: list[Cell] = [(column.name, f"bold {EXTRA_STYLE}")]
-    index = 0
-    for position in trace.layout.positions:
-        if position is None:
+    for choice in columns:
+        if choice is None:
             cells.append((ELLIPSIS + " ", ""))
             continue
+        index = choice[1]
         ignored = bool(trace.ignored_positions[index])
         text = _value(column, index, fmt, ignored)
         cells.append(_cell(text, ignored=ignored, style=EXTRA_STYLE))
-        index += 1
     return cells
 
 
 def positions_table(trace: Trace, columns: tuple[Column, ...], fmt: NumberFormat) -> Table:
     """Per-position quantities alone: across the positions, or one row per position."""
     layout = trace.layout
-    table = _table(is_compact(trace))
+    table = _table()
     if layout.orientation == "across":
         table.add_column(layout.axis_names[1 - (layout.class_dim or 0)], justify="right")
         for position in layout.positions:
@@ -273,38 +334,68 @@ def stats_summary(stats: LossStats, fmt: NumberFormat) -> str:
     return text + (f" ({stats.nan} nan)" if stats.nan else "")
 
 
-def stats_table(trace: Trace, stats: LossStats, fmt: NumberFormat) -> Table:
-    """The worst positions: their target, predicted class, target probability and loss."""
+def stats_table(
+    trace: Trace, stats: LossStats, fmt: NumberFormat, drop: frozenset[str] = frozenset()
+) -> Table:
+    """The worst positions: their target, predicted class, target probability and loss
+    (without the ``drop`` columns, for a narrow terminal)."""
     layout = trace.layout
     header = ", ".join(
         layout.axis_names[a] for a in range(len(layout.shape)) if a != layout.class_dim
     )
-    table = _table(is_compact(trace))
-    table.add_column(f"worst: {header or 'position'}", justify="right")
-    for name in (stats.target_name, "predicted", stats.picked_name, "loss"):
+    table = _table()
+    table.add_column(f"worst: {header or 'position'}", justify="right", no_wrap=True)
+    names = [stats.target_name, "predicted", stats.picked_name, "loss"]
+    keep = [name not in drop for name in names]
+    for name in (n for n, k in zip(names, keep, strict=True) if k):
         table.add_column(Text(name), justify="right")
-    rows: list[list[Cell]] = [
-        [
-            (layout.position_label(position) or "()", LABEL_STYLE),
+    rows: list[list[Cell]] = []
+    for i, position in enumerate(stats.worst.tolist()):
+        cells: list[Cell] = [
             (str(int(stats.worst_target[i])), ""),
             (str(int(stats.worst_predicted[i])), ""),
             (fmt(float(stats.worst_picked[i])), ""),
             (fmt(float(stats.worst_loss[i])), "bold"),
         ]
-        for i, position in enumerate(stats.worst.tolist())
-    ]
+        label = (layout.position_label(position) or "()", LABEL_STYLE)
+        rows.append([label, *(c for c, k in zip(cells, keep, strict=True) if k)])
     return _fill(table, rows)
 
 
-def _heading(number: int, step: Step, fmt: NumberFormat) -> Text:
-    formula = step.formula if step.stats is None else stats_summary(step.stats, fmt)
-    if step.equals is not None and step.reduction is None and not step.result:
-        formula += f" = {fmt(step.equals)}"
-    heading = Text()
-    heading.append(f"{number}. {step.title}", style="bold yellow" if step.warning else "bold")
-    heading.append("   ")
-    heading.append(formula, style="bold cyan" if formula != step.formula else "cyan")
-    return heading
+def fitted_stats(trace: Trace, stats: LossStats, fmt: NumberFormat) -> FirstFit:
+    """The worst positions' table, dropping 'predicted', then the target probability, to fit."""
+    drops = [frozenset(), frozenset({"predicted"}), frozenset({"predicted", stats.picked_name})]
+    return FirstFit([stats_table(trace, stats, fmt, drop) for drop in drops])
+
+
+class Heading:
+    """``N. Title   formula`` on one line, or the formula on a line of its own under the
+    title when they do not fit together, so that a wrapped heading never splits it."""
+
+    def __init__(self, number: int, step: Step, fmt: NumberFormat) -> None:
+        formula = step.formula if step.stats is None else stats_summary(step.stats, fmt)
+        if step.equals is not None and step.reduction is None and not step.result:
+            formula += f" = {fmt(step.equals)}"
+        self.title = Text(
+            f"{number}. {step.title}", style="bold yellow" if step.warning else "bold"
+        )
+        self.formula = Text(formula, style="bold cyan" if formula != step.formula else "cyan")
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.title.cell_len + 3 + self.formula.cell_len <= options.max_width:
+            yield Text.assemble(self.title, "   ", self.formula)
+            return
+        yield self.title
+        if self.formula.cell_len + INDENT <= options.max_width:
+            parts = [self.formula]
+        else:  # one part of the formula a line: "a,   b,   c" is three parts
+            parts = list(self.formula.split("   "))
+        for part in parts:
+            yield Padding(part, (0, 0, 0, INDENT), expand=False)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        width = self.title.cell_len + 3 + self.formula.cell_len
+        return Measurement(min(width, self.title.cell_len), width)
 
 
 def step_body(trace: Trace, step: Step, fmt: NumberFormat) -> list[RenderableType]:
@@ -312,8 +403,9 @@ def step_body(trace: Trace, step: Step, fmt: NumberFormat) -> list[RenderableTyp
     compact = is_compact(trace)
     body: list[RenderableType] = []
     if step.key == "input":
-        body.append(legend(trace))  # says what the note does, and how to read the grid
-    elif not (compact and step.key in ("identity", "stats")):
+        body.append(legend(trace))  # how to read the grid
+    shown = step.key != "input" or step.note != "As given."
+    if shown and not (compact and step.key in ("identity", "stats")):
         body.append(Text(step.note, style="dim"))
     if step.grid is not None:
         body.append(FittedGrid(trace, step, fmt, INDENT))
@@ -324,9 +416,11 @@ def step_body(trace: Trace, step: Step, fmt: NumberFormat) -> list[RenderableTyp
     if step.reduction is not None:
         body.append(Text(equation(step.reduction, fmt), style="bold"))
     if step.stats is not None:
-        body.append(stats_table(trace, step.stats, fmt))
+        body.append(fitted_stats(trace, step.stats, fmt))
     for line in step.lines:
         body.append(Text(line, style="yellow" if step.warning else ""))
+    for remark in step.remarks:
+        body.append(Text(remark_text(remark, fmt), style="italic"))
     if step.result and step.equals is not None:
         body.append(Text(f"{step.result} = {fmt(step.equals)}", style="bold"))
     return body
@@ -338,9 +432,7 @@ def step_view(trace: Trace, step: Step, number: int, fmt: NumberFormat) -> Rende
         part if isinstance(part, FittedGrid) else Padding(part, (0, 0, 0, INDENT), expand=False)
         for part in step_body(trace, step, fmt)
     )
-    parts: list[RenderableType] = [_heading(number, step, fmt), *indented]
-    if not is_compact(trace):
-        parts.append(Text(""))
+    parts: list[RenderableType] = [Heading(number, step, fmt), *indented, Text("")]
     return Group(*parts)
 
 
@@ -367,12 +459,12 @@ class ExplainView:
         for step in self.trace.steps:
             for part in step_body(self.trace, step, self.fmt):
                 if isinstance(part, FittedGrid):
-                    narrowest = grid_table(
-                        self.trace, step, self.fmt, column_choices(self.trace)[-1]
-                    )
+                    narrowest = grid_table(self.trace, step, self.fmt, *fits(self.trace, step)[-1])
                     width = Measurement.get(console, unbounded, narrowest).maximum + INDENT
                 elif isinstance(part, Table):
                     width = Measurement.get(console, unbounded, part).maximum + INDENT
+                elif isinstance(part, FirstFit):
+                    width = Measurement.get(console, unbounded, part.tables[-1]).maximum + INDENT
                 else:
                     continue
                 needed = max(needed, width)

@@ -9,8 +9,8 @@ import numpy as np
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from lossctl.explain.kl import KLTrace
 from lossctl.render.results import NumberFormat, Summary, array_grid, facts_table, shape_text
+from lossctl.trace.kl import KLTrace
 
 
 def _pm(fmt: NumberFormat, mean: float, stderr: float) -> str:

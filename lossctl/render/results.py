@@ -144,9 +144,10 @@ def denominator_text(result: LossResult, weighted: bool) -> str:
     """What the mean divides by, in words."""
     if result.target_kind == "probabilities":
         return f"{result.count} positions (probability targets: N·d1·…·dk)"
+    targets = "target" if result.count == 1 else "targets"
     if weighted:
-        return f"Σ w[target] over {result.count} counted targets"
-    return f"{result.count} counted targets"
+        return f"Σ w[target] over {result.count} counted {targets}"
+    return f"{result.count} counted {targets}"
 
 
 def loss_view(

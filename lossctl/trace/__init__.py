@@ -1,0 +1,50 @@
+"""The ``--explain`` trace: every intermediate step of a loss or a softmax, as data.
+
+Pure NumPy: no rich, no typer, no JSON, no I/O; it imports only
+:mod:`lossctl.core`. :mod:`lossctl.render.explain` draws the steps as tables and
+:mod:`lossctl.render.explain_data` turns them into the ``steps`` of ``--json``.
+
+Modules: :mod:`~lossctl.trace.model` (the trace as frozen dataclasses),
+:mod:`~lossctl.trace.layout` (which cells and positions are shown),
+:mod:`~lossctl.trace.rows` (the class rows of those positions),
+:mod:`~lossctl.trace.steps` (one builder per step), :mod:`~lossctl.trace.loss`,
+:mod:`~lossctl.trace.nll`, :mod:`~lossctl.trace.probability`,
+:mod:`~lossctl.trace.stats`, :mod:`~lossctl.trace.elementwise` and
+:mod:`~lossctl.trace.gradient`.
+"""
+
+from __future__ import annotations
+
+from lossctl.trace.elementwise import explain_elementwise
+from lossctl.trace.gradient import gradient_step, with_gradient
+from lossctl.trace.layout import kept_indices, make_layout
+from lossctl.trace.loss import explain_loss
+from lossctl.trace.model import (
+    ELLIPSIS,
+    Column,
+    Edges,
+    Layout,
+    LossStats,
+    ReductionTerms,
+    Remark,
+    Step,
+    Trace,
+)
+
+__all__ = [
+    "ELLIPSIS",
+    "Column",
+    "Edges",
+    "Layout",
+    "LossStats",
+    "ReductionTerms",
+    "Remark",
+    "Step",
+    "Trace",
+    "explain_elementwise",
+    "explain_loss",
+    "gradient_step",
+    "kept_indices",
+    "make_layout",
+    "with_gradient",
+]

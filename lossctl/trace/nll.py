@@ -1,0 +1,130 @@
+"""The steps of ``nll_loss``: pick, negate, mask; and whether its input was log-probabilities."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lossctl.core.losses import LossResult, loss_result
+from lossctl.trace.model import Column, Step
+from lossctl.trace.steps import identity_step, input_step, mask_weight_step
+
+if TYPE_CHECKING:
+    from lossctl.trace.context import LossContext
+
+__all__ = ["LOGPROB_TOLERANCE", "logprob_check", "nll_steps"]
+
+#: A row of log-probabilities has log Σ exp = 0; farther than this, it is not one.
+LOGPROB_TOLERANCE = 1e-3
+
+
+def nll_steps(ctx: LossContext) -> list[Step]:
+    """Input log-probabilities, pick at the target, negate, mask (and weight)."""
+    kept, rows = ctx.kept, ctx.rows
+    p_rows = rows.at(kept)
+    picked_x = rows.x[p_rows, ctx.indices[kept]] if ctx.classes else np.zeros(kept.size)
+    target_column = ctx.target_column()
+    return [
+        input_step(
+            "Input log-probabilities",
+            ctx.x_cells,
+            ctx.layout,
+            "NLL expects log-probabilities: each position's log Σ exp is then 0.",
+            (target_column, Column("lse", "log Σ exp", rows.lse[p_rows])),
+        ),
+        Step(
+            key="pick",
+            title="Pick",
+            formula="x[n, t_n]: each position's value at its target class",
+            note="NLL only picks: it does not normalise, and never looks at the other classes.",
+            columns=(target_column, Column("picked", "x[target]", picked_x, masked=True)),
+        ),
+        Step(
+            key="negate",
+            title="Negate",
+            formula="-x[n, t_n]",
+            note="A log-probability is ≤ 0, so its negation is a loss ≥ 0.",
+            columns=(Column("negated", "-x[target]", -picked_x, masked=True),),
+        ),
+        mask_weight_step(
+            ctx.target_weight[kept], ctx.counted[kept], ctx.losses[kept], ctx.weighted
+        ),
+    ]
+
+
+def _reasons(ctx: LossContext) -> list[str]:
+    """Why the input of ``nll`` is not log-probabilities (empty if it looks like them)."""
+    rows, values, layout = ctx.rows, ctx.values, ctx.layout
+    reasons: list[str] = []
+    with np.errstate(invalid="ignore"):
+        positive = int(np.count_nonzero(values > LOGPROB_TOLERANCE)) if values.size else 0
+        lse = rows.lse
+        far = np.abs(lse) > LOGPROB_TOLERANCE
+        negative = int(np.count_nonzero(ctx.counted & (ctx.losses < 0)))
+    if positive:
+        reasons.append(
+            f"{positive} value{'s are' if positive != 1 else ' is'} above 0 (a log-probability "
+            "is ≤ 0)"
+        )
+    if far.any():
+        where = int(rows.positions[int(np.argmax(np.where(far, np.abs(lse), -1)))])
+        reasons.append(
+            f"{int(np.count_nonzero(far))} of the {rows.positions.size} checked positions have "
+            f"log Σ exp far from 0 (the farthest: position {layout.position_label(where) or '()'})"
+        )
+    if negative:
+        first = int(np.argmax(ctx.counted & (ctx.losses < 0)))
+        reasons.append(
+            f"{negative} position{'s have' if negative != 1 else ' has'} a negative loss "
+            f"(the first: position {layout.position_label(first) or '()'}), which -log p ≥ 0 "
+            "never gives"
+        )
+    return reasons
+
+
+def cross_entropy_of(ctx: LossContext) -> LossResult:
+    """``cross_entropy`` of the ``nll`` input: the one full pass the check needs."""
+    return loss_result(
+        "cross_entropy",
+        ctx.values,
+        ctx.labels,
+        weight=ctx.weight,
+        ignore_index=ctx.ignore_index,
+        reduction=ctx.result.reduction,
+        class_dim=ctx.result.class_dim,
+    )
+
+
+def logprob_check(ctx: LossContext, cross_entropy: LossResult | None = None) -> Step:
+    """Is the input of ``nll`` log-probabilities? If not, say so and show what ``ce`` gives.
+
+    ``cross_entropy``: the caller's ``cross_entropy`` of the same input and targets,
+    if it has one; otherwise it is computed here, once, and only when needed.
+    """
+    result = ctx.result
+    reasons = _reasons(ctx)
+    if not reasons:
+        return identity_step(
+            "nll_loss(log_softmax(x), t) = cross_entropy(x, t)",
+            "The input looks like log-probabilities (log Σ exp = 0 at every checked position), "
+            "so this is the cross-entropy of the logits it came from.",
+            None if result.reduction == "none" else float(result.loss),
+        )
+    ce = cross_entropy_of(ctx) if cross_entropy is None else cross_entropy
+    lines = (
+        "nll only picks and negates. On raw logits it rewards a large value at the target "
+        "whatever the other classes hold, so it can favour the wrong class and go negative. "
+        "Take log_softmax first, or use ce, which does.",
+    )
+    text = "; ".join(reasons)
+    return Step(
+        key="check",
+        title="The input is not log-probabilities",
+        formula="every value ≤ 0 and log Σ exp = 0 at each position",
+        note=text[:1].upper() + text[1:] + ".",
+        lines=lines,
+        result="ce gives: cross_entropy(x, t) = nll_loss(log_softmax(x), t)",
+        equals=None if ce.reduction == "none" else float(ce.loss),
+        warning=True,
+    )
