@@ -55,7 +55,7 @@ def read(spec: str, key: str | None, header: str = "auto", *, values: bool = Fal
         check_stdin_readable()
     loaded = read_array(spec, key=key, stdin=current().stdin, header=header)  # type: ignore[arg-type]
     for note in loaded.notes:
-        stderr_line(f"lossctl: note: {one_line(note)}")
+        stderr_line(f"lossctl: note: {loaded.source}: {one_line(note)}")
     if values and loaded.array.dtype.kind in "iu":
         loaded = dataclasses.replace(loaded, array=exact_float64(loaded.array, loaded.source))
     return loaded
@@ -87,3 +87,25 @@ def loss_inputs(files: list[str] | None, manifest: str | None) -> list[tuple[str
             param_hint="'INPUT LABELS'",
         )
     return split_arguments(files)
+
+
+def labels_without_pandas_header(values: Loaded, labels: Loaded, class_dim: int | None) -> Loaded:
+    """A label CSV whose first line (``0``, pandas' Series name) was read as data: drop it
+    when only without it do the labels fit the input's positions on the class axis
+    (``--class-dim``, else PyTorch's), as they do for ``Series.to_csv(index=False)``."""
+    from lossctl.core.losses import normalize_axis, torch_class_dim
+    from lossctl.core.rows import positions_shape
+
+    line = labels.meta.get("header_candidate")
+    shape = values.array.shape
+    if not isinstance(line, int) or labels.array.ndim != 1 or not shape:
+        return labels
+    axis = torch_class_dim(len(shape)) if class_dim is None else class_dim
+    expected = positions_shape(shape, normalize_axis(axis, len(shape), "class axis"))
+    if labels.array.shape == expected or labels.array[1:].shape != expected:
+        return labels
+    stderr_line(
+        f"lossctl: note: {labels.source}: line {line} taken as a header after all: without it "
+        f"the labels fit the input's positions {expected} (class axis {axis})"
+    )
+    return dataclasses.replace(labels, array=labels.array[1:])

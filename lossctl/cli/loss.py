@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lossctl.cli.emit import edges, emit_document, emit_rich, number_format, summary
-from lossctl.cli.inputs import check_stdin, loss_inputs, read, read_weight
+from lossctl.cli.inputs import (
+    check_stdin,
+    labels_without_pandas_header,
+    loss_inputs,
+    read,
+    read_weight,
+)
 from lossctl.cli.options import ExtraOptions, LossOptions, OutputOptions, TargetOptions
 from lossctl.cli.streams import warn
 from lossctl.errors import InputError, LossctlError
@@ -187,6 +193,7 @@ def run_one(request: LossRequest, input_spec: str, labels_spec: str) -> None:
     class_dim = request.target.class_dim
     if class_dim is None and isinstance(values.meta.get("dim"), int):
         class_dim = int(values.meta["dim"])  # type: ignore[call-overload]
+    labels = labels_without_pandas_header(values, labels, class_dim)
     if request.extras.shift:
         values, labels, class_dim = shifted_inputs(values, labels, class_dim)
     result, sources = compute_loss(request, values, labels, weight, class_dim)

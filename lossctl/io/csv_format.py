@@ -50,7 +50,7 @@ __all__ = ["Header", "read_csv"]
 
 Array = npt.NDArray[Any]
 Header = Literal["auto", "yes", "no"]
-Parsed = tuple[Array, tuple[str, ...]]
+Parsed = tuple[Array, tuple[str, ...], int | None]  # array, notes, ambiguous header line
 
 _EXACT = 2**53
 _INT_RE = re.compile(r"[+-]?[0-9]+")
@@ -153,7 +153,8 @@ def _exact(cells: list[str], values: list[float], source: str, lineno: int) -> N
 
 
 def read_csv(data: bytes, source: str, delimiter: str | None, header: Header = "auto") -> Parsed:
-    """Parse CSV bytes; returns the array and the notes saying which header rule fired."""
+    """Parse CSV bytes; returns the array, the notes saying which header rule fired, and the
+    number of a first line that was read as data although it could be pandas' names."""
     text = decode_text(data, source, "CSV")
     del data
     return _Parser(source, delimiter, header).parse(text)
@@ -168,6 +169,7 @@ class _Parser:
         self.table = _Table(source)
         self.first: tuple[int, list[str], list[float]] | None = None  # pandas-names candidate
         self.header_line = 0
+        self.candidate: int | None = None  # a first line read as data that may be names
         self.index_column = False
         self.notes: list[str] = []
 
@@ -277,6 +279,7 @@ class _Parser:
                 )
             else:
                 self._prepend(values, lineno)
+                self.candidate = lineno
                 self.notes.append(
                     f"line {lineno} ({shown}) could be pandas' column names, but every value "
                     "is an integer, so it was read as data; pass --header yes if it is a header"
@@ -289,7 +292,7 @@ class _Parser:
             raise ReadError(self.source, EMPTY)
         flat: Array = np.frombuffer(table.values, dtype=np.float64)
         shape = (table.rows,) if table.width == 1 else (table.rows, table.width)
-        return flat.reshape(shape), tuple(self.notes)
+        return flat.reshape(shape), tuple(self.notes), self.candidate
 
     def _prepend(self, values: list[float], lineno: int) -> None:
         table = self.table

@@ -241,5 +241,6 @@ def _from_text_bytes(data: bytes, source: str, key: str | None, ext: str, header
             source, f"a key ({key!r}) was given, but CSV text holds a single table; drop the key"
         )
     delimiter = "\t" if ext_format == "tsv" else None
-    array, notes = _read_csv(data, source, delimiter, header)
-    return Loaded(array, source, "csv", {}, notes)
+    array, notes, candidate = _read_csv(data, source, delimiter, header)
+    found: dict[str, object] = {} if candidate is None else {"header_candidate": candidate}
+    return Loaded(array, source, "csv", found, notes)

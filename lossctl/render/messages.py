@@ -140,11 +140,18 @@ def _ambiguous_class_axis(e: Facts) -> str:
             texts.append(f"axis {axis}: n/a (targets ≥ {item['classes']})")
         else:
             texts.append(f"axis {axis}: {num(loss)}")
+    layout = (
+        ": an (N, L, C) input needs .permute(0, 2, 1) first"
+        if len(e["input_shape"]) >= 3
+        else ": for (C, N) logits pass .T"
+        if e["pytorch_class_dim"] == 1
+        else ""
+    )
     return (
         f"the class axis is ambiguous: axes {', '.join(map(str, e['axes']))} of input shape "
         f"{tuple(e['input_shape'])} all fit target shape {tuple(e['target_shape'])}; the mean "
         f"loss with each is {'; '.join(texts)}; pass --class-dim to choose (PyTorch silently "
-        f"uses axis {e['pytorch_class_dim']}: an (N, L, C) input needs .permute(0, 2, 1) first)"
+        f"uses axis {e['pytorch_class_dim']}{layout})"
     )
 
 
