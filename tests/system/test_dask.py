@@ -6,6 +6,7 @@ top on purpose: without the ``dask`` extra these tests fail (CI installs it), ne
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -275,3 +276,38 @@ def test_a_worker_killed_during_the_run(cluster: Cluster, tmp_path: Path) -> Non
     )
     expected = merge_partials([partial_from_result(one, values.source)] * len(pairs))
     assert merge_partials([score.partial for score in scores]) == expected
+
+
+def lossctl_json(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """``python -m lossctl … --json`` as a real process."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "lossctl", *args, "--json"],
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    document: dict[str, Any] = json.loads(proc.stdout)
+    return document
+
+
+def test_the_cli_on_the_cluster_equals_the_local_run(
+    cluster: Cluster, shards: list[tuple[str, str]]
+) -> None:
+    """``lossctl ce SHARDS… --scheduler ADDRESS`` (and ``$DASK_SCHEDULER_ADDRESS``)."""
+    files = [pair[0] for pair in shards] + [pair[1] for pair in shards]
+    here = lossctl_json("ce", *files)
+    there = lossctl_json("ce", *files, "--scheduler", cluster.address)
+    assert there["engine"]["name"] == "dask" and there["engine"]["tasks"] == len(shards)
+    assert 1 <= there["engine"]["workers"] <= 2
+    del there["engine"]
+    assert there == here  # the loss, the exact sums, counts and inputs: bit for bit
+    from_env = lossctl_json("ce", *files, env={"DASK_SCHEDULER_ADDRESS": cluster.address})
+    assert from_env["exact"] == here["exact"] and "engine" in from_env
+    refused = subprocess.run(
+        [sys.executable, "-m", "lossctl", "ce", *files, "--scheduler", cluster.address, "--grad"],
+        capture_output=True,
+        timeout=120,
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.decode().startswith("lossctl: error: --explain, --grad")
