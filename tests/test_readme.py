@@ -1,4 +1,5 @@
-"""The README's promises: its two set-up commands and its example sessions are real."""
+"""The README's promises: its two set-up commands and its example sessions (and those of the
+pages in docs/) are real."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ import pytest
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BIN = Path(sys.executable).parent
 
 
 def shell_blocks() -> list[tuple[str, str]]:
-    """(command, expected output) for every `$ lossctl …` line in the README's code blocks."""
+    """(command, expected output) for every `$ lossctl …` line in the code blocks of the README
+    and of every page in docs/."""
     sessions: list[tuple[str, str]] = []
-    for block in re.findall(r"```\n(.*?)```", README, flags=re.S):
+    text = "\n".join(page.read_text() for page in PAGES)
+    for block in re.findall(r"```\n(.*?)```", text, flags=re.S):
         parts = re.split(r"^\$ ", block, flags=re.M)
         for part in parts[1:]:
             command, _, output = part.partition("\n")
@@ -43,7 +47,8 @@ SESSIONS = shell_blocks()
 
 
 def test_readme_has_example_sessions() -> None:
-    assert len(SESSIONS) >= 5
+    assert len(SESSIONS) >= 20
+    assert len(README.splitlines()) <= 300, "the README is the first screen and a tour"
 
 
 @pytest.mark.parametrize(("command", "expected"), SESSIONS, ids=[c for c, _ in SESSIONS])

@@ -194,6 +194,7 @@ def run_one(request: LossRequest, input_spec: str, labels_spec: str) -> None:
     if class_dim is None and isinstance(values.meta.get("dim"), int):
         class_dim = int(values.meta["dim"])  # type: ignore[call-overload]
     labels = labels_without_pandas_header(values, labels, class_dim)
+    unshifted = tuple(values.array.shape) if request.extras.shift else None
     if request.extras.shift:
         values, labels, class_dim = shifted_inputs(values, labels, class_dim)
     result, sources = compute_loss(request, values, labels, weight, class_dim)
@@ -226,6 +227,7 @@ def run_one(request: LossRequest, input_spec: str, labels_spec: str) -> None:
                     summary=summary(output),
                     sources=[(f"{name} file", str(src)) for name, src in sources.items() if src],
                     weighted=result.spec.weight is not None,
+                    unshifted_shape=unshifted,
                 )
             )
         emit_loss_extras(checks, result, output)

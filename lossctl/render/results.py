@@ -157,15 +157,24 @@ def loss_view(
     summary: Summary,
     sources: Sequence[tuple[str, str]],
     weighted: bool,
+    unshifted_shape: Sequence[int] | None = None,
 ) -> RenderableType:
-    """The result table of ``ce`` / ``nll``: the loss and what it was computed from."""
+    """The result table of ``ce`` / ``nll``: the loss and what it was computed from
+    (``unshifted_shape``: the input's shape before ``--shift`` dropped a position)."""
     title = OP_TITLES[result.op]
     facts: list[tuple[str, str | Text]] = []
     if result.reduction != "none":
         facts.append(("loss", Text(fmt(float(result.loss)), style="bold green")))
     facts += [
         ("reduction", result.reduction),
-        ("input shape", shape_text(result.input_shape)),
+        *(
+            [("input shape", shape_text(result.input_shape))]
+            if unshifted_shape is None
+            else [
+                ("input shape", shape_text(unshifted_shape)),
+                ("shifted", f"{shape_text(result.input_shape)} (logits at t predict label t+1)"),
+            ]
+        ),
         ("class axis", f"{result.class_dim} ({result.input_shape[result.class_dim]} classes)"),
         ("targets", result.target_kind),
         ("counted", str(result.count)),
