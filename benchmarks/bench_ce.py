@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lossctl.core import kernels
+from lossctl.core import kernels, threads
 from lossctl.core.losses import cross_entropy
 
 FULL_SHAPES = [(8192, 32000), (2048, 50257), (512, 128256), (4096, 1000)]
@@ -208,7 +208,7 @@ def main() -> None:
     parser.add_argument("--memmap-only", action="store_true", help="skip the table")
     args = parser.parse_args()
 
-    os.environ[kernels.THREADS_ENV] = str(args.threads)
+    threads.set_workers(args.threads)
     load_before = os.getloadavg()[0]
     torch = load_torch(args.threads)
     baseline = "torch" if torch is not None else "naive NumPy"

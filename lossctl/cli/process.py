@@ -59,8 +59,21 @@ def run_cli(args: list[str], environment: Environment | None = None) -> int:
         return _run(args)
 
 
+THREADS_ENV = "LOSSCTL_THREADS"  # kernel threads (a whole number >= 1); default min(2, cores)
+
+
+def _configure_threads() -> None:
+    """``$LOSSCTL_THREADS`` for the numeric kernel, read here so the core reads no environment."""
+    text = os.environ.get(THREADS_ENV, "").strip()
+    if text.isdigit():
+        from lossctl.core.threads import set_workers
+
+        set_workers(int(text))
+
+
 def _run(args: list[str]) -> int:
     forget_interrupt()
+    _configure_threads()
     stdout_before = _stdout_identity()
     if not _debugging():
         # A stray Python warning (NumPy's "overflow encountered in multiply") would print

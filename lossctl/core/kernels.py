@@ -29,7 +29,6 @@ from __future__ import annotations
 import itertools
 import math
 import mmap
-import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,12 +38,13 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from lossctl.core import threads
+
 Precision = Literal["auto", "float64"]
 FloatArray = npt.NDArray[np.float64]
 
 PRECISIONS: tuple[Precision, ...] = ("auto", "float64")
 BLOCK_BYTES = 1 << 20  # compute-buffer bytes per block (at least one row)
-THREADS_ENV = "LOSSCTL_THREADS"
 _FOLDS = 3  # float32 pairwise folds before the float64 sum: relative error <= 3·2^-24
 _FOLD_MIN_CLASSES = 8192  # below this, folding costs more than it saves
 
@@ -61,17 +61,6 @@ _LIMITS = {
     np.dtype(np.float32): _Limits(85.0, 2.0**-96),  # 8·e^85 < FLT_MAX; FLT_MIN = 2^-126
     np.dtype(np.float64): _Limits(600.0, 2.0**-972),  # DBL_MIN = 2^-1022
 }
-
-
-def default_workers() -> int:
-    """``$LOSSCTL_THREADS`` if set (>= 1), else ``min(2, os.cpu_count())``."""
-    env = os.environ.get(THREADS_ENV, "").strip()
-    if env:
-        try:
-            return max(1, int(env))
-        except ValueError:
-            pass
-    return max(1, min(2, os.cpu_count() or 1))
 
 
 _pools: dict[int, ThreadPoolExecutor] = {}
@@ -141,7 +130,7 @@ def nll_of_logits(
     source = _RowSource(x)
     step = min(count, max(1, block_bytes // (classes * cdt.itemsize)))
     blocks = [(r0, min(r0 + step, count)) for r0 in range(0, count, step)]
-    workers = default_workers() if workers is None else max(1, int(workers))
+    workers = threads.default_workers() if workers is None else max(1, int(workers))
     workers = min(workers, len(blocks))
 
     def work(todo: Iterator[tuple[int, int]]) -> None:
