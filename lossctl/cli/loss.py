@@ -93,7 +93,6 @@ def run_shards(request: LossRequest, pairs: list[tuple[str, str]]) -> None:
     then combined through their exact partial sums, so it equals the loss of the concatenation.
     """
     from lossctl.cli.progress import Progress
-    from lossctl.core.losses import axis_warnings
     from lossctl.core.merge import partial_from_result
 
     refuse_per_input_extras(request)
@@ -107,7 +106,8 @@ def run_shards(request: LossRequest, pairs: list[tuple[str, str]]) -> None:
         result, _ = compute_loss(request, values, labels, weight, request.target.class_dim)
         partials.append(partial_from_result(result, values.source))
         per_position.append(result.per_position)
-        messages += [f"{values.source}: {message}" for message in axis_warnings(result)]
+        _, found = loss_checks(values, labels, result, request.extras, request.target.class_dim)
+        messages += [f"{values.source}: {message}" for message in found]
         progress.advance()
     progress.close()
     finish_shards(request, pairs, partials, per_position, messages, None)
