@@ -287,7 +287,7 @@ def check_outcome(code: int, stdout: str, stderr: str, where: str) -> None:
         assert stdout.endswith("\n") and stdout.count("\n") == 1, f"{where}: {stdout[:300]!r}"
         strict_json(stdout)
         for line in stderr.splitlines():
-            assert line.startswith("lossctl: warning: "), f"{where}: {stderr}"
+            assert line.startswith(("lossctl: warning: ", "lossctl: note: ")), f"{where}: {stderr}"
     else:
         assert stdout == "", f"{where}: stdout on failure {stdout[:300]!r}"
         lines = stderr.splitlines()

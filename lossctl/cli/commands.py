@@ -36,7 +36,15 @@ from lossctl.cli.options import (
     StrictOption,
     TargetOptions,
 )
-from lossctl.cli.streams import StdoutClosed, current, error_line, report_interrupt, warn
+from lossctl.cli.streams import (
+    StdoutClosed,
+    current,
+    error_line,
+    report_interrupt,
+    stderr_line,
+    take_notes,
+    warn,
+)
 from lossctl.errors import InputError, LossctlError
 
 
@@ -51,11 +59,15 @@ def handles_errors(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> None:
+        take_notes()
         try:
             try:
                 command(*args, **kwargs)
+                for text in take_notes():
+                    stderr_line(f"lossctl: note: {text}")
             except LossctlError as error:
-                error_line(str(error))
+                notes = take_notes()
+                error_line(str(error) + (f" (note: {'; '.join(notes)})" if notes else ""))
                 raise typer.Exit(error.exit_code) from None
             except KeyboardInterrupt:
                 raise typer.Exit(report_interrupt()) from None

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from lossctl.cli.streams import current, one_line, stderr_line
+from lossctl.cli.streams import current, note
 from lossctl.errors import InputError
 
 if TYPE_CHECKING:
@@ -54,8 +54,8 @@ def read(spec: str, key: str | None, header: str = "auto", *, values: bool = Fal
     if is_stdin_spec(spec):  # also --weight -, which check_stdin does not see
         check_stdin_readable()
     loaded = read_array(spec, key=key, stdin=current().stdin, header=header)  # type: ignore[arg-type]
-    for note in loaded.notes:
-        stderr_line(f"lossctl: note: {loaded.source}: {one_line(note)}")
+    for text in loaded.notes:
+        note(f"{loaded.source}: {text}")
     if values and loaded.array.dtype.kind in "iu":
         loaded = dataclasses.replace(loaded, array=exact_float64(loaded.array, loaded.source))
     return loaded
@@ -104,8 +104,8 @@ def labels_without_pandas_header(values: Loaded, labels: Loaded, class_dim: int 
     expected = positions_shape(shape, normalize_axis(axis, len(shape), "class axis"))
     if labels.array.shape == expected or labels.array[1:].shape != expected:
         return labels
-    stderr_line(
-        f"lossctl: note: {labels.source}: line {line} taken as a header after all: without it "
+    note(
+        f"{labels.source}: line {line} taken as a header after all: without it "
         f"the labels fit the input's positions {expected} (class axis {axis})"
     )
     return dataclasses.replace(labels, array=labels.array[1:])

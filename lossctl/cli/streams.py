@@ -73,6 +73,28 @@ def installed(environment: Environment) -> Iterator[Environment]:
         _ENVIRONMENT.reset(token)
 
 
+_NOTES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "lossctl_notes", default=None
+)
+
+
+def note(text: str) -> None:
+    """Keep a note for the end of the command: ``lossctl: note:`` lines after a success, or
+    folded into the one error line of a failure (so bad input still gets one line)."""
+    notes = _NOTES.get()
+    if notes is None:
+        notes = []
+        _NOTES.set(notes)
+    notes.append(one_line(text))
+
+
+def take_notes() -> list[str]:
+    """The notes kept so far, forgotten."""
+    notes = _NOTES.get() or []
+    _NOTES.set(None)
+    return notes
+
+
 def reason(error: OSError) -> str:
     """The operating system's words for ``error``."""
     return error.strerror or str(error)

@@ -277,6 +277,8 @@ class _Parser:
                     f"line {lineno} taken as a header: it is pandas' column names {shown}; "
                     "pass --header no if it is data"
                 )
+            elif not table.rows:  # the only line: it cannot be a header over no data
+                self._prepend(values, lineno)
             else:
                 self._prepend(values, lineno)
                 self.candidate = lineno
