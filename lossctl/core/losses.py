@@ -71,6 +71,7 @@ __all__ = [
     "loss_result",
     "nll_loss",
     "normalize_axis",
+    "reduce_result",
     "row_stats",
     "softmax",
     "torch_class_dim",
@@ -276,7 +277,7 @@ def _probability_loss(
         per_row = -np.sum(weighted * logp, axis=1)
     count = per_row.shape[0]
     per_position = per_row.reshape(positions_shape(array.shape, axis))
-    return _reduce(spec, array.shape, per_position, ExactSum(count, 0), count, 0, None, ())
+    return reduce_result(spec, array.shape, per_position, ExactSum(count, 0), count, 0, None, ())
 
 
 def _index_loss(
@@ -309,7 +310,7 @@ def _index_loss(
     denominator = exact_sum(targets.weight)
     assert denominator is not None, "weights are checked to be finite"
     per_position = per_row.reshape(positions_shape(array.shape, axis))
-    return _reduce(
+    return reduce_result(
         spec,
         array.shape,
         per_position,
@@ -335,16 +336,19 @@ def _smoothed_nll(spec: LossSpec, rows: FloatArray, targets: TargetIndex) -> Flo
         )
 
 
-def _reduce(
+def reduce_result(
     spec: LossSpec,
     input_shape: tuple[int, ...],
     per_position: FloatArray,
     denominator: ExactSum,
     count: int,
     ignored: int,
-    targets: TargetIndex | None,
-    candidates: tuple[int, ...],
+    targets: TargetIndex | None = None,
+    candidates: tuple[int, ...] = (),
+    target_kind: TargetKind | None = None,
 ) -> LossResult:
+    """The result of per-position losses: their exact sum, and the reduction ``spec`` asks
+    for (``mean`` = exact sum / exact ``denominator``, rounded once)."""
     exact_total = exact_sum(per_position)
     total = float(np.sum(per_position)) if exact_total is None else exact_total.to_float()
     loss: float | FloatArray
@@ -367,7 +371,7 @@ def _reduce(
         class_dim=int(spec.class_dim or 0),
         input_shape=tuple(int(n) for n in input_shape),
         reduction=spec.reduction,
-        target_kind="indices" if targets is not None else "probabilities",
+        target_kind=target_kind or ("indices" if targets is not None else "probabilities"),
         spec=spec,
         targets=targets,
         axis_candidates=candidates,

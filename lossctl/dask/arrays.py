@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lossctl.core.exactsum import ZERO, ExactSum, exact_mean
+from lossctl.core.exactsum import ZERO, ExactSum
 from lossctl.core.losses import (
     DEFAULT_IGNORE_INDEX,
     FloatArray,
@@ -32,10 +32,10 @@ from lossctl.core.losses import (
     Reduction,
     infer_class_dim,
     normalize_axis,
+    reduce_result,
 )
 from lossctl.core.losses import loss_result as core_loss_result
 from lossctl.core.spec import LossSpec, Precision
-from lossctl.dask._combine import add_exact
 from lossctl.errors import InputError, LossctlError
 
 
@@ -175,37 +175,18 @@ def loss_result(
 def _combined(
     spec: LossSpec, pieces: list[_Piece], grid: tuple[int, ...], input_shape: tuple[int, ...]
 ) -> LossResult:
-    """The blocks' pieces as one :class:`LossResult` (as the core's ``_reduce`` builds it)."""
-    exact_total: ExactSum | None = ZERO
+    """The blocks' pieces as one :class:`LossResult`, reduced by the core (exactly)."""
     denominator = ZERO
     for piece in pieces:
-        exact_total = add_exact(exact_total, piece.exact_total)
         denominator = denominator + piece.exact_denominator
-    per_position = _blocked(pieces, grid)
-    total = float(np.sum(per_position)) if exact_total is None else exact_total.to_float()
-    loss: float | FloatArray
-    reduction = spec.reduction
-    if reduction == "none":
-        loss = per_position
-    elif reduction == "sum":
-        loss = total
-    else:
-        loss = exact_mean(exact_total, denominator, total)
-    return LossResult(
-        op=spec.op,
-        loss=loss,
-        per_position=per_position,
-        total=total,
-        denominator=denominator.to_float(),
-        exact_total=exact_total,
-        exact_denominator=denominator,
-        count=sum(p.count for p in pieces),
-        ignored=sum(p.ignored for p in pieces),
-        class_dim=int(spec.class_dim or 0),
-        input_shape=input_shape,
-        reduction=reduction,
+    return reduce_result(
+        spec,
+        input_shape,
+        _blocked(pieces, grid),
+        denominator,
+        sum(p.count for p in pieces),
+        sum(p.ignored for p in pieces),
         target_kind="probabilities" if pieces[0].target_kind == "probabilities" else "indices",
-        spec=spec,
     )
 
 
