@@ -191,6 +191,22 @@ class LossOptions:
 
 
 @dataclass(frozen=True)
+class ElementwiseOptions:
+    """How ``softmax`` / ``log-softmax`` / ``log`` compute their result."""
+
+    precision: Annotated[
+        Precision,
+        typer.Option(
+            "--precision",
+            help="auto: the result keeps the input's float dtype (float16, float32 or float64; "
+            "integers give float64), computed in float64 block by block; float64: a float64 "
+            "result.",
+            rich_help_panel=LOSS,
+        ),
+    ] = Precision.auto
+
+
+@dataclass(frozen=True)
 class SmoothingOptions:
     """``--label-smoothing`` (cross-entropy only)."""
 
