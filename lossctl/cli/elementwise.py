@@ -192,13 +192,15 @@ def _corners(
     cells, computed = shown_cells(cast("ElementwiseOp", op), array, axis, kept_rows, kept_cols)
     fmt = number_format(output)
     finite = computed[np.isfinite(computed)]
-    lines = "cells" if op == "log" else f"whole lines along axis {axis}"
+    rest = f"not the other {int(array.size) - cells.size:,}"
+    what = (
+        f"only the {cells.size} cells shown, {rest}"
+        if op == "log"
+        else f"the {cells.size} cells shown, from their {computed.size:,} values along "
+        f"axis {axis}; {rest}"
+    )
     stats = [
-        (
-            "computed",
-            f"the {cells.size} cells shown ({computed.size:,} values: {lines}), "
-            f"not the other {int(array.size) - cells.size:,}",
-        ),
+        ("computed", what),
         (
             "min / max of those",
             f"{fmt(float(finite.min()))} / {fmt(float(finite.max()))}"
