@@ -31,8 +31,10 @@ __all__ = [
     "ElementwiseOp",
     "Index",
     "PageBudget",
+    "Scratch",
     "block_indices",
     "elementwise_block",
+    "elementwise_block32",
     "elementwise_blocks",
     "output_dtype",
     "shown_cells",
@@ -41,9 +43,9 @@ __all__ = [
 ElementwiseOp = Literal["softmax", "log_softmax", "log"]
 Index = tuple[slice | int, ...]
 
-BLOCK_VALUES = 1 << 20  # numbers per block (8 MiB as float64)
+BLOCK_VALUES = 1 << 18  # numbers per block (2 MiB as float64)
 MIN_SEGMENT = 512  # numbers per contiguous run when the axis itself is longer than a block
-RESIDENT_BYTES = 64 << 20  # mapped pages allowed to stay resident before they are released
+RESIDENT_BYTES = 16 << 20  # mapped pages allowed to stay resident before they are released
 
 
 def output_dtype(dtype: npt.DTypeLike, precision: str = "auto") -> np.dtype[Any]:
@@ -63,8 +65,9 @@ def block_indices(
 
     Axes before the *split* axis are fixed indices, the split axis is a range, the later
     axes (and ``axis``) are whole; the split axis is the first one whose inner blocks fit
-    ``budget`` numbers. When even one line along ``axis`` times ``MIN_SEGMENT`` does not
-    fit, blocks are ``MIN_SEGMENT`` wide anyway (the axis must be whole).
+    ``budget`` numbers (one line along ``axis`` at least). When the axis comes before
+    the split axis, blocks are widened up to ``MIN_SEGMENT`` contiguous numbers (at
+    most 8 x ``budget``), so that strided reads and writes do not go a few bytes a page.
     """
     ndim = len(shape)
     if ndim == 0 or math.prod(shape) == 0:
@@ -111,6 +114,69 @@ def elementwise_block(op: ElementwiseOp, block: npt.NDArray[Any], axis: int | No
     return np.moveaxis(function(rows).reshape(moved), -1, axis)
 
 
+class Scratch:
+    """Reused block buffers: a fresh 2 MiB array per block costs its page faults every time."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, npt.NDArray[Any]] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: npt.DTypeLike) -> npt.NDArray[Any]:
+        array = self._arrays.get(name)
+        if array is None or array.shape != shape or array.dtype != np.dtype(dtype):
+            array = self._arrays[name] = np.empty(shape, dtype=dtype)
+        return array
+
+
+def elementwise_block32(
+    op: ElementwiseOp,
+    block: npt.NDArray[Any],
+    axis: int | None,
+    scratch: Scratch | None = None,
+) -> npt.NDArray[np.float32]:
+    """``op`` of one block with float32 ``exp`` / ``log`` (for a float32 or float16 result).
+
+    ``x - m`` is exact in float64; ``exp`` is taken in float32 of its float32 rounding
+    ``hi`` and corrected by the rest, ``exp(hi)·(1 + (x - m - hi))``; the row sums and
+    the log-sum-exp are float64. Within a few float32 ulps of the float64 result rounded
+    to float32, at about a third of the cost of float64 ``exp`` (AVX2). A row whose
+    maximum is NaN or ±inf is NaN throughout, as in :func:`lossctl.core.rows.row_stats`.
+    With ``scratch``, the result lives in a reused buffer (valid until the next call).
+    """
+    scratch = Scratch() if scratch is None else scratch
+    shape = tuple(block.shape)
+    terms = scratch.get("terms", shape, np.float32)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        if op == "log":
+            np.copyto(terms, block, casting="unsafe")
+            np.log(terms, out=terms)
+            return terms
+        assert axis is not None
+        shifted = scratch.get("shifted", shape, np.float64)
+        np.copyto(shifted, block, casting="unsafe")
+        maximum = shifted.max(axis=axis, keepdims=True)
+        shifted -= maximum  # exact: both are float32 numbers
+        np.copyto(terms, shifted, casting="unsafe")
+        if op == "softmax":
+            rest = scratch.get("rest", shape, np.float32)
+            np.subtract(shifted, terms, out=rest, casting="unsafe")
+            np.copyto(rest, 0.0, where=np.isnan(rest))  # -inf - -inf: exp(-inf) needs none
+            np.exp(terms, out=terms)
+            rest += 1.0
+            terms *= rest
+        else:
+            np.exp(terms, out=terms)  # the sum needs no correction: big terms have tiny rests
+        total = np.add.reduce(terms, axis=axis, dtype=np.float64, keepdims=True)
+        if op == "softmax":
+            terms *= (1.0 / total).astype(np.float32)
+        else:
+            shifted -= np.log(total)
+            np.copyto(terms, shifted, casting="unsafe")
+        bad = ~np.isfinite(maximum)
+        if bad.any():
+            terms[np.broadcast_to(bad, shape)] = np.nan
+    return terms
+
+
 def _block_axis(index: Index, axis: int | None) -> int | None:
     """``axis`` of the full array counted in the block ``index`` (integers drop axes)."""
     if axis is None:
@@ -124,19 +190,29 @@ def elementwise_blocks(
     axis: int | None,
     dtype: np.dtype[Any],
     *,
-    budget: int = BLOCK_VALUES,
+    budget: int | None = None,
     inspect: Callable[[npt.NDArray[Any]], None] | None = None,
 ) -> Iterator[tuple[Index, npt.NDArray[Any]]]:
     """``(index, result block in dtype)`` over ``values``; releases the input's pages.
 
+    A float64 ``dtype`` is computed as :func:`lossctl.core.softmax` does (the same numbers);
+    float32 and float16 with :func:`elementwise_block32`. A yielded block is valid until
+    the next one is asked for (its buffer is reused): write or copy it.
+
     ``inspect`` sees each input block first (for checks made in the same pass).
     """
     pages = PageBudget(values)
-    for index in block_indices(tuple(values.shape), axis, budget):
+    scratch = Scratch()
+    for index in block_indices(tuple(values.shape), axis, budget or BLOCK_VALUES):
         block = values[index]
         if inspect is not None:
             inspect(block)
-        result = elementwise_block(op, block, _block_axis(index, axis))
+        block_axis = _block_axis(index, axis)
+        result: npt.NDArray[Any]
+        if dtype.itemsize <= 4:
+            result = elementwise_block32(op, block, block_axis, scratch)
+        else:
+            result = elementwise_block(op, block, block_axis)
         pages.touched(block)
         yield index, result.astype(dtype, copy=False)
     pages.release()

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lossctl.core.blocked import BLOCK_VALUES, Index, PageBudget, block_indices
+from lossctl.core import blocked
+from lossctl.core.blocked import Index, PageBudget, block_indices
 from lossctl.core.losses import LossResult
 from lossctl.core.rows import from_rows, positions_shape, rows_last, softmax_into
 from lossctl.core.spec import FloatArray
@@ -30,7 +31,7 @@ def grad_blocks(
     target: npt.ArrayLike,
     dtype: npt.DTypeLike = np.float64,
     *,
-    budget: int = BLOCK_VALUES,
+    budget: int | None = None,
 ) -> Iterator[tuple[Index, npt.NDArray[Any]]]:
     """``d loss / d input`` of ``result`` in blocks ``(index into input.shape, values)``."""
     values = input
@@ -44,7 +45,7 @@ def grad_blocks(
         return
     pages = PageBudget(values)
     targets = np.asarray(target)
-    for index in block_indices(shape, axis, budget):
+    for index in block_indices(shape, axis, budget or blocked.BLOCK_VALUES):
         block = values[index]
         block_axis = axis - sum(1 for i in index[:axis] if isinstance(i, int))
         rows = rows_last(block, block_axis)
