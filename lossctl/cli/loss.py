@@ -348,6 +348,8 @@ def with_gradient_step(trace: Any, checks: LossChecks, result: LossResult) -> An
 
 def emit_loss_extras(checks: LossChecks, result: LossResult, output: OutputOptions) -> None:
     """The gradient grid and the metrics tables, after the result."""
+    if (checks.grad is None or output.explain) and checks.metrics is None:
+        return  # nothing to show: no need to import the renderers
     from rich.console import Group
 
     from lossctl.render.findings import grad_view, metrics_view
