@@ -1,10 +1,11 @@
 """Softmax, log-softmax and log of an array of any size, block by block, in bounded memory.
 
 The array is cut into rectangular blocks that each hold the whole normalised axis
-(:func:`block_indices`); each block is upcast to float64, computed with the row
-functions of :mod:`lossctl.core.rows` (the same arithmetic as :func:`lossctl.core.softmax`)
-and handed out in the output dtype (:func:`output_dtype`). Nothing of the input's
-size is allocated: one float64 block (about ``BLOCK_VALUES`` numbers) and its result.
+(:func:`block_indices`). A float64 result is computed block by block with the row
+functions of :mod:`lossctl.core.rows` (the very arithmetic of :func:`lossctl.core.softmax`);
+a float32 or float16 result with float32 ``exp`` and float64 sums
+(:func:`elementwise_block32`, within a few float32 ulps of it). Nothing of the input's
+size is allocated: one block of about ``BLOCK_VALUES`` numbers and its buffers.
 
 Pages of an ``np.memmap`` input (or output) that the blocks touched are released with
 ``madvise(MADV_DONTNEED)`` once more than ``RESIDENT_BYTES`` of them may be resident
