@@ -14,11 +14,12 @@ from typing import Annotated, Any
 import typer
 
 from lossctl.cli import loss
-from lossctl.cli.emit import edges, emit_document, emit_rich, number_format, summary
+from lossctl.cli.emit import emit_document, emit_rich
 from lossctl.cli.inputs import check_stdin, read, read_weight
 from lossctl.cli.options import (
     DigitsOption,
     DimOption,
+    ElementwiseOptions,
     ExtraOptions,
     FilesArgument,
     Header,
@@ -43,7 +44,6 @@ from lossctl.cli.streams import (
     report_interrupt,
     stderr_line,
     take_notes,
-    warn,
 )
 from lossctl.errors import InputError, LossctlError
 
@@ -140,12 +140,15 @@ def softmax(
     header: HeaderOption = Header.auto,
     *,
     output: OutputOptions,
+    compute: ElementwiseOptions,
 ) -> None:
     """Softmax along an axis: exp(x - max) / sum exp(x - max).
 
     Example: lossctl softmax examples/seed/logits.json -d 0
     """
-    run_elementwise("softmax", logits, dim=dim, key=key, header=header, output=output)
+    run_elementwise(
+        "softmax", logits, dim=dim, key=key, header=header, output=output, compute=compute
+    )
 
 
 def log_softmax(
@@ -155,12 +158,15 @@ def log_softmax(
     header: HeaderOption = Header.auto,
     *,
     output: OutputOptions,
+    compute: ElementwiseOptions,
 ) -> None:
     """Log-softmax along an axis: (x - max) - log sum exp(x - max).
 
     Example: lossctl log-softmax examples/seed/logits.json -d 0
     """
-    run_elementwise("log_softmax", logits, dim=dim, key=key, header=header, output=output)
+    run_elementwise(
+        "log_softmax", logits, dim=dim, key=key, header=header, output=output, compute=compute
+    )
 
 
 def log(
@@ -169,12 +175,13 @@ def log(
     header: HeaderOption = Header.auto,
     *,
     output: OutputOptions,
+    compute: ElementwiseOptions,
 ) -> None:
     """Elementwise natural log (the middle step of softmax -> log -> NLL).
 
     Example: lossctl softmax examples/seed/logits.json -d 0 --json | lossctl log -
     """
-    run_elementwise("log", probs, dim=None, key=key, header=header, output=output)
+    run_elementwise("log", probs, dim=None, key=key, header=header, output=output, compute=compute)
 
 
 def run_elementwise(
@@ -185,62 +192,20 @@ def run_elementwise(
     key: str | None,
     header: Header,
     output: OutputOptions,
+    compute: ElementwiseOptions,
 ) -> None:
-    """Read, compute and print ``softmax``, ``log-softmax`` or ``log``."""
-    import numpy as np
+    """Read, compute and print (or stream to ``-o FILE.npy``) ``softmax``, ``log-softmax``
+    or ``log``: see :mod:`lossctl.cli.elementwise`."""
+    from lossctl.cli import elementwise
 
-    from lossctl.core.losses import log_softmax, normalize_axis, softmax
-
-    check_stdin([input_spec])
-    values = read(input_spec, key, header.value, values=True)
-    messages: list[str] = []
-    if op == "log":
-        carried = values.meta.get("dim")
-        dim = carried if isinstance(carried, int) else None
-        array = np.asarray(values.array, dtype=np.float64)
-        if (array < 0).any():
-            messages.append("log of negative numbers is nan: the input is not probabilities")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            result = np.log(array)
-    else:
-        assert dim is not None
-        function = softmax if op == "softmax" else log_softmax
-        dim = normalize_axis(dim, values.array.ndim, "--dim")
-        result = function(values.array, dim)
-    for message in messages:
-        warn(message)
-    trace = None
-    if output.explain:
-        from lossctl.trace import explain_elementwise
-
-        trace = explain_elementwise(op, values.array, dim=dim, edges=edges(output))  # type: ignore[arg-type]
-    if output.document_wanted:
-        from lossctl.io.documents import elementwise_document
-
-        document = elementwise_document(op, dim, result, values.source, messages)
-        if trace is not None:
-            from lossctl.render.explain_data import steps_json
-
-            document["steps"] = steps_json(trace, number_format(output))
-        emit_document(document, output)
-    if output.json:
-        return
-    if trace is not None:
-        from lossctl.render.explain import explain_view
-
-        emit_rich(explain_view(trace, fmt=number_format(output)))
-        return
-    from lossctl.render.results import elementwise_view
-
-    emit_rich(
-        elementwise_view(
-            op,
-            result,
-            dim=dim,
-            fmt=number_format(output),
-            summary=summary(output),
-            sources=[("input file", values.source)],
-        )
+    elementwise.run(
+        op,
+        input_spec,
+        dim=dim,
+        key=key,
+        header=header.value,
+        output=output,
+        precision=compute.precision.value,
     )
 
 

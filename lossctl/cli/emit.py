@@ -66,12 +66,12 @@ def emit_rich(renderable: Any, *, soft_wrap: bool = False) -> None:
     from rich.console import Console
     from rich.measure import Measurement
 
-    console = Console(highlight=False, soft_wrap=soft_wrap)
+    console = Console(highlight=False, soft_wrap=soft_wrap, emoji=False)
     if not soft_wrap:  # soft-wrapped text is never cut; tables are measured
         limit = 1 << 16
         natural = Measurement.get(console, console.options.update_width(limit), renderable).maximum
         if console.width < natural < limit:
-            console = Console(highlight=False, width=natural)
+            console = Console(highlight=False, width=natural, emoji=False)
     with console.capture() as captured:
         console.print(renderable)
     write_stdout(captured.get())

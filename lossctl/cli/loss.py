@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lossctl.cli.elementwise import npy_output, refuse_large_json
 from lossctl.cli.emit import edges, emit_document, emit_rich, number_format, summary
 from lossctl.cli.inputs import (
     check_stdin,
@@ -194,16 +195,24 @@ def run_one(request: LossRequest, input_spec: str, labels_spec: str) -> None:
     if class_dim is None and isinstance(values.meta.get("dim"), int):
         class_dim = int(values.meta["dim"])  # type: ignore[call-overload]
     labels = labels_without_pandas_header(values, labels, class_dim)
-    unshifted = tuple(values.array.shape) if request.extras.shift else None
+    output = request.output
+    grad_file = request.extras.grad and npy_output(output)  # streamed, not held in memory
+    if request.extras.grad:
+        refuse_large_json(int(values.array.size), output, "gradient")
+    original_shape = tuple(values.array.shape)
+    unshifted = original_shape if request.extras.shift else None
     if request.extras.shift:
         values, labels, class_dim = shifted_inputs(values, labels, class_dim)
     result, sources = compute_loss(request, values, labels, weight, class_dim)
-    checks, messages = loss_checks(values, labels, result, request.extras, class_dim)
+    extras = dataclasses.replace(request.extras, grad=False) if grad_file else request.extras
+    checks, messages = loss_checks(values, labels, result, extras, class_dim)
     for message in messages:
         warn(message)
-    output = request.output
     trace = explained(values, labels, result, checks, output) if output.explain else None
-    if output.document_wanted:
+    if grad_file:
+        assert output.path is not None
+        write_grad(output.path, result, values, labels, original_shape, request)
+    elif output.document_wanted:
         from lossctl.io.documents import loss_document
 
         document = loss_document(result, sources, messages)
@@ -225,13 +234,36 @@ def run_one(request: LossRequest, input_spec: str, labels_spec: str) -> None:
                     result,
                     fmt=number_format(output),
                     summary=summary(output),
-                    sources=[(f"{name} file", str(src)) for name, src in sources.items() if src],
+                    sources=[(f"{name} file", str(src)) for name, src in sources.items() if src]
+                    + ([("gradient written to", str(output.path))] if grad_file else []),
                     weighted=result.spec.weight is not None,
                     unshifted_shape=unshifted,
                 )
             )
         emit_loss_extras(checks, result, output)
     finish_strict(request.extras.strict, messages)
+
+
+def write_grad(
+    path: str,
+    result: LossResult,
+    values: Loaded,
+    labels: Loaded,
+    shape: tuple[int, ...],
+    request: LossRequest,
+) -> None:
+    """``--grad -o FILE.npy``: the gradient, block by block, in the input's shape and layout.
+
+    In the input's float dtype (float64 for integers) unless ``--precision float64``;
+    with ``--shift``, ``shape`` is the unshifted input's and its last position stays 0.
+    """
+    from lossctl.core.blocked import output_dtype
+    from lossctl.core.grad_stream import grad_blocks
+    from lossctl.io.npy_writer import write_npy_blocks
+
+    dtype = output_dtype(values.array.dtype, request.loss.precision.value)
+    blocks = grad_blocks(result, values.array, labels.array, dtype)
+    write_npy_blocks(path, shape, dtype, blocks)
 
 
 def explained(
@@ -371,6 +403,8 @@ def with_gradient_step(trace: Any, checks: LossChecks, result: LossResult) -> An
 
 def emit_loss_extras(checks: LossChecks, result: LossResult, output: OutputOptions) -> None:
     """The gradient grid and the metrics tables, after the result."""
+    if (checks.grad is None or output.explain) and checks.metrics is None:
+        return  # nothing to show: no need to import the renderers
     from rich.console import Group
 
     from lossctl.render.findings import grad_view, metrics_view

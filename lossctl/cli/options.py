@@ -218,6 +218,22 @@ class LossOptions:
 
 
 @dataclass(frozen=True)
+class ElementwiseOptions:
+    """How ``softmax`` / ``log-softmax`` / ``log`` compute their result."""
+
+    precision: Annotated[
+        Precision,
+        typer.Option(
+            "--precision",
+            help="auto: the result keeps the input's float dtype (float16, float32 or float64; "
+            "integers give float64); float16/float32 use float32 exp with float64 sums (a few "
+            "ulps); float64: a float64 result, every step in float64. --json is always float64.",
+            rich_help_panel=LOSS,
+        ),
+    ] = Precision.auto
+
+
+@dataclass(frozen=True)
 class SmoothingOptions:
     """``--label-smoothing`` (cross-entropy only)."""
 

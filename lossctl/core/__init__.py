@@ -3,17 +3,56 @@
 Imports nothing of lossctl but :mod:`lossctl.errors`.
 """
 
-from lossctl.core.kl import KLBroadcastWarning, KLReductionMeanWarning, kl_div, kl_logits
-from lossctl.core.kl_stats import KLStats, kl_block_stats, kl_statistics, merge_all
-from lossctl.core.losses import (
-    AmbiguousClassAxisWarning,
-    LossResult,
-    cross_entropy,
-    log_softmax,
-    loss_result,
-    nll_loss,
-    softmax,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lossctl.core.kl import KLBroadcastWarning, KLReductionMeanWarning, kl_div, kl_logits
+    from lossctl.core.kl_stats import KLStats, kl_block_stats, kl_statistics, merge_all
+    from lossctl.core.losses import (
+        AmbiguousClassAxisWarning,
+        LossResult,
+        cross_entropy,
+        log_softmax,
+        loss_result,
+        nll_loss,
+        softmax,
+    )
+
+# Loaded on first use (PEP 562): ``lossctl ce`` needs losses, not the KL modules.
+_HOMES = {
+    "KLBroadcastWarning": "kl",
+    "KLReductionMeanWarning": "kl",
+    "kl_div": "kl",
+    "kl_logits": "kl",
+    "KLStats": "kl_stats",
+    "kl_block_stats": "kl_stats",
+    "kl_statistics": "kl_stats",
+    "merge_all": "kl_stats",
+    "AmbiguousClassAxisWarning": "losses",
+    "LossResult": "losses",
+    "cross_entropy": "losses",
+    "log_softmax": "losses",
+    "loss_result": "losses",
+    "nll_loss": "losses",
+    "softmax": "losses",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'lossctl.core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"lossctl.core.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))
+
 
 __all__ = [
     "AmbiguousClassAxisWarning",

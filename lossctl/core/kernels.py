@@ -31,14 +31,16 @@ import math
 import mmap
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from lossctl.core import threads
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 Precision = Literal["auto", "float64"]
 FloatArray = npt.NDArray[np.float64]
@@ -69,6 +71,8 @@ _in_worker = threading.local()
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
+    from concurrent.futures import ThreadPoolExecutor  # only inputs of several blocks
+
     with _pools_lock:
         pool = _pools.get(workers)
         if pool is None:

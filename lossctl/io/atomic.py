@@ -167,7 +167,8 @@ def write_atomic(path: str, write: Callable[[IO[bytes]], None]) -> None:
 
 
 def _create_temporary(path: str, directory: str, name: str) -> tuple[str, int]:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    # read-write: a streamed .npy (io.npy_writer) maps the file to write strided blocks
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
         temporary = os.path.join(directory or ".", f".{name[:64]}.{os.urandom(6).hex()}.tmp")
         try:

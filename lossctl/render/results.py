@@ -80,8 +80,41 @@ def as_grid(array: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], li
     return array.reshape(-1, array.shape[-1]), labels
 
 
+@dataclass(frozen=True)
+class Corners:
+    """The cells a summarised grid shows, computed without the rest of the array.
+
+    ``rows`` index the leading positions (C order over ``shape[:-1]``), ``cols`` the last
+    axis, ``None`` marking the elided middle (:func:`kept_indices`); ``cells`` holds the
+    values at the kept rows x kept columns, ``(rows without None, cols without None)``.
+    """
+
+    shape: tuple[int, ...]
+    rows: list[int | None]
+    cols: list[int | None]
+    cells: npt.NDArray[np.float64]
+
+    @staticmethod
+    def indices(
+        shape: tuple[int, ...], summary: Summary
+    ) -> tuple[list[int | None], list[int | None]]:
+        """The grid rows and columns ``summary`` keeps of an array of ``shape``."""
+        count = math.prod(shape[:-1]) if len(shape) >= 2 else 1
+        width = shape[-1] if shape else 1
+        return kept_indices(count, summary.edge_rows), kept_indices(width, summary.edge_cols)
+
+    @staticmethod
+    def of(array: npt.NDArray[np.float64], summary: Summary) -> Corners:
+        grid, _ = as_grid(np.asarray(array))
+        rows, cols = Corners.indices(tuple(array.shape), summary)
+        kept_rows = [r for r in rows if r is not None]
+        kept_cols = [c for c in cols if c is not None]
+        cells = np.asarray(grid[np.ix_(kept_rows, kept_cols)], dtype=np.float64)
+        return Corners(tuple(array.shape), rows, cols, cells)
+
+
 def array_grid(
-    array: npt.NDArray[np.float64],
+    array: npt.NDArray[np.float64] | Corners,
     *,
     title: str,
     fmt: NumberFormat,
@@ -89,12 +122,12 @@ def array_grid(
     caption: str | None = None,
 ) -> Table:
     """A summarised table of ``array``: rows are the leading indices, columns the last axis."""
-    grid, labels = as_grid(array)
-    rows = kept_indices(grid.shape[0], summary.edge_rows)
-    cols = kept_indices(grid.shape[1], summary.edge_cols)
-    if caption is None and array.ndim >= 2:
-        leading = ", ".join(map(str, range(array.ndim - 1)))
-        caption = f"rows: axis {leading}; columns: axis {array.ndim - 1}"
+    corners = array if isinstance(array, Corners) else Corners.of(array, summary)
+    shape = corners.shape
+    ndim = len(shape)
+    if caption is None and ndim >= 2:
+        leading = ", ".join(map(str, range(ndim - 1)))
+        caption = f"rows: axis {leading}; columns: axis {ndim - 1}"
     table = Table(
         title=title,
         caption=caption,
@@ -103,19 +136,24 @@ def array_grid(
         caption_justify="left",
         min_width=max(len(title), len(caption or "")) + 2,
     )
-    if array.ndim >= 2:
+    if ndim >= 2:
         table.add_column("", style="dim", justify="right")
-    for col in cols:
+    for col in corners.cols:
         table.add_column(ELLIPSIS if col is None else str(col), justify="right")
-    for row in rows:
+    i = 0
+    for row in corners.rows:
         cells: list[str] = []
-        if array.ndim >= 2:
-            cells.append(ELLIPSIS if row is None else labels[row])
-        for col in cols:
+        if ndim >= 2:
+            label = "" if row is None else ", ".join(map(str, np.unravel_index(row, shape[:-1])))
+            cells.append(ELLIPSIS if row is None else label)
+        j = 0
+        for col in corners.cols:
             if row is None or col is None:
                 cells.append(ELLIPSIS)
             else:
-                cells.append(fmt(float(grid[row, col])))
+                cells.append(fmt(float(corners.cells[i, j])))
+            j += col is not None
+        i += row is not None
         table.add_row(*cells)
     return table
 
@@ -198,17 +236,24 @@ def loss_view(
 
 def elementwise_view(
     op: str,
-    result: npt.NDArray[np.float64],
+    result: npt.NDArray[np.float64] | Corners,
     *,
     dim: int | None,
     fmt: NumberFormat,
     summary: Summary,
     sources: Sequence[tuple[str, str]],
+    stats: Sequence[tuple[str, str]] = (),
 ) -> RenderableType:
-    """The result of ``softmax``, ``log-softmax`` or ``log``: the array and its axis."""
+    """The result of ``softmax``, ``log-softmax`` or ``log``: the array and its axis.
+
+    ``result`` is the whole array, or only the :class:`Corners` the grid shows (a large
+    input); ``stats`` are extra facts (what was computed for the corners).
+    """
     title = OP_TITLES[op]
-    axis = "elementwise" if dim is None else f"{dim} (of {result.ndim})"
-    facts: list[tuple[str, str | Text]] = [("shape", shape_text(result.shape)), ("axis", axis)]
+    shape = result.shape
+    axis = "elementwise" if dim is None else f"{dim} (of {len(shape)})"
+    facts: list[tuple[str, str | Text]] = [("shape", shape_text(shape)), ("axis", axis)]
+    facts += stats
     facts += sources
     grid_title = f"{title}, elementwise" if dim is None else f"{title} along axis {dim}"
     grid = array_grid(result, title=grid_title, fmt=fmt, summary=summary)
