@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from lossctl.core.kernels import BLOCK_BYTES, _RowSource
+from lossctl.core.kernels import BLOCK_BYTES, RowSource
 
 InputKind = Literal["logits", "probabilities", "log-probabilities", "unknown"]
 
@@ -269,7 +269,7 @@ def row_blocks(
     count, classes = math.prod(moved.shape[:-1]), int(moved.shape[-1])
     if count == 0:
         return
-    source = _RowSource(moved)
+    source = RowSource(moved)
     step = max(1, block_bytes // max(1, classes * x.dtype.itemsize))
     for start in range(0, count, step):
         stop = min(count, start + step)

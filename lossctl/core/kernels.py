@@ -131,7 +131,7 @@ def nll_of_logits(
     if t.min() < 0 or t.max() >= classes:
         raise ValueError(f"targets must be class indices in [0, {classes})")
 
-    source = _RowSource(x)
+    source = RowSource(x)
     step = min(count, max(1, block_bytes // (classes * cdt.itemsize)))
     blocks = [(r0, min(r0 + step, count)) for r0 in range(0, count, step)]
     workers = threads.default_workers() if workers is None else max(1, int(workers))
@@ -175,7 +175,7 @@ class _Shared(Iterator[tuple[int, int]]):
         return self._blocks[i]
 
 
-class _RowSource:
+class RowSource:
     """Blocks of rows of a ``(..., C)`` array, as ``(k, C)`` arrays, without copying it whole."""
 
     def __init__(self, x: npt.NDArray[np.generic]) -> None:

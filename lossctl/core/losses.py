@@ -24,13 +24,14 @@ import numpy as np
 import numpy.typing as npt
 
 from lossctl.core.exactsum import ExactSum, exact_mean, exact_sum
-from lossctl.core.kernels import nll_of_logits
+from lossctl.core.kernels import RowSource, nll_of_logits
 from lossctl.core.rows import (
     RowStats,
     apply_along,
     log_softmax_rows,
     normalize_axis,
     positions_shape,
+    row_blocks,
     row_stats,
     rows_last,
     softmax_rows,
@@ -295,15 +296,14 @@ def _index_loss(
     targets = target_index(labels, classes, spec.ignore_index, spec.weight)
     eps = spec.label_smoothing
     if spec.op == "nll_loss":
-        rows = rows_last(np.asarray(array, dtype=np.float64), axis)
-        picked = -np.take_along_axis(rows, targets.indices[:, None], axis=1)[:, 0]
+        picked = _picked(array, axis, targets)
     elif eps == 0.0:
         moved = np.moveaxis(array, axis, -1)
         picked = nll_of_logits(
             moved, targets.indices, precision=spec.precision, on_rows=on_rows
         ).reshape(-1)
     else:
-        picked = _smoothed_nll(spec, rows_last(np.asarray(array, dtype=np.float64), axis), targets)
+        picked = _smoothed_nll(spec, array, axis, targets)
     with np.errstate(invalid="ignore"):
         per_row = targets.weight * picked if eps == 0.0 else picked
     per_row = np.where(targets.counted, per_row, 0.0)
@@ -322,18 +322,36 @@ def _index_loss(
     )
 
 
-def _smoothed_nll(spec: LossSpec, rows: FloatArray, targets: TargetIndex) -> FloatArray:
-    """``(1-eps)·w[t]·(-logp[t]) + (eps/C)·sum_c w_c·(-logp_c)`` per row."""
-    eps, classes = spec.label_smoothing, rows.shape[1]
-    stats = row_stats(rows)
-    shifted_target = np.take_along_axis(stats.shifted, targets.indices[:, None], axis=1)[:, 0]
-    logp = log_softmax_rows(rows, stats)
-    with np.errstate(invalid="ignore"):
-        nll = stats.log_norm - shifted_target
-        smooth = -np.sum(logp if spec.weight is None else logp * spec.weight, axis=1)
-        return np.asarray(
-            (1.0 - eps) * (targets.weight * nll) + (eps / classes) * smooth, dtype=np.float64
-        )
+def _picked(
+    array: npt.NDArray[np.generic], axis: int, targets: TargetIndex
+) -> FloatArray:
+    """``-input[n, t_n]`` per position (``nll_loss``): only the picked values are read."""
+    index = np.expand_dims(targets.indices.reshape(positions_shape(array.shape, axis)), axis)
+    picked = np.take_along_axis(array, index, axis=axis)
+    return -np.asarray(picked, dtype=np.float64).reshape(-1)
+
+
+def _smoothed_nll(
+    spec: LossSpec, array: npt.NDArray[np.generic], axis: int, targets: TargetIndex
+) -> FloatArray:
+    """``(1-eps)·w[t]·(-logp[t]) + (eps/C)·sum_c w_c·(-logp_c)`` per row, block by block of
+    rows (float64 blocks, memory-mapped pages released after each)."""
+    eps = spec.label_smoothing
+    source = RowSource(np.moveaxis(array, axis, -1))
+    count, classes = len(targets.indices), array.shape[axis]
+    out = np.empty(count)
+    for block in row_blocks(count, classes):
+        start, stop, _ = block.indices(count)
+        rows = np.asarray(source.block(start, stop), dtype=np.float64)
+        stats = row_stats(rows)
+        shifted = np.take_along_axis(stats.shifted, targets.indices[block, None], axis=1)[:, 0]
+        logp = log_softmax_rows(rows, stats)
+        with np.errstate(invalid="ignore"):
+            nll = stats.log_norm - shifted
+            smooth = -np.sum(logp if spec.weight is None else logp * spec.weight, axis=1)
+            out[block] = (1.0 - eps) * (targets.weight[block] * nll) + (eps / classes) * smooth
+        source.release(start, stop)
+    return out
 
 
 def reduce_result(
