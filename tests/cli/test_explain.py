@@ -2,7 +2,7 @@
 
 Golden files live in tests/golden/ and are compared exactly. After a deliberate
 change of the output, rewrite them with ``LOSSCTL_UPDATE_GOLDEN=1 pytest
-tests/test_explain.py`` and check the diff by eye before committing.
+tests/cli/test_explain.py`` and check the diff by eye before committing.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from lossctl.trace import (
 )
 from tests.conftest import ROOT, SEED
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 LOGITS = np.array([[1.1741, -0.4859], [-3.718, 1.5257], [0.0222, 0.5898]])
 LABELS = np.array([1, 2])
 FMT = NumberFormat()

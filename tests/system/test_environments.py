@@ -1,6 +1,6 @@
 """Issue #5, hostile environments: closed pipes, Ctrl-C, atomic --output, odd terminals.
 
-Real subprocesses (``python -m lossctl`` through tests.test_hostile's launcher, which
+Real subprocesses (``python -m lossctl`` through tests.helpers' launcher, which
 makes file permissions apply even to root), real pipes, real signals, a real
 pseudo-terminal; CliRunner with monkeypatched failures where a failure cannot be
 provoked from outside.
@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 
 from lossctl.cli.app import app
 from tests.conftest import ROOT, SEED
-from tests.test_hostile import clean_env, lossctl_command, run_lossctl
+from tests.helpers import clean_env, lossctl_command, run_lossctl
 
 LOGITS = str(SEED / "logits.json")
 LABELS = str(SEED / "labels.json")
