@@ -19,6 +19,7 @@ import pty
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,11 +139,32 @@ def run_lossctl(
     return Run(tuple(args), proc.returncode, proc.stdout, proc.stderr)
 
 
-def run_in_process(*args: str, stdin: bytes | None = b"", stdout: bool = True) -> Run:
+@contextlib.contextmanager
+def environ(**changes: str | None) -> Iterator[None]:
+    """``os.environ`` with ``changes`` applied (None removes) for the block."""
+    saved = dict(os.environ)
+    try:
+        for name, value in changes.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def run_in_process(
+    *args: str, stdin: bytes | None = b"", stdout: bool = True, **env: str | None
+) -> Run:
     """Run the app in this process with injected streams; what a process would print.
 
     ``stdin``: the bytes on standard input (``None``: stdin closed, as ``<&-``);
-    ``stdout=False``: standard output closed (``>&-``). What click and rich print
+    ``stdout=False``: standard output closed (``>&-``); ``env``: changes to the
+    environment variables for the run. As for :func:`run_lossctl`, colour forcing is
+    removed, and the console is 80 columns unless ``COLUMNS`` says otherwise (a process
+    whose output is captured gets rich's default 80). What click and rich print
     themselves (usage errors, ``--help``) goes to ``sys.stdout``/``sys.stderr``, which
     are pointed at the same streams meanwhile. Python warnings are restored afterwards.
     """
@@ -155,7 +177,10 @@ def run_in_process(*args: str, stdin: bytes | None = b"", stdout: bool = True) -
         stdout=out if stdout else None,
         stderr=err,
     )
+    changes: dict[str, str | None] = {"FORCE_COLOR": None, "NO_COLOR": None}
+    changes["COLUMNS"] = os.environ.get("COLUMNS", "80")
     with (
+        environ(**(changes | env)),
         warnings.catch_warnings(),
         contextlib.redirect_stdout(out if stdout else io.StringIO()),
         contextlib.redirect_stderr(err),
