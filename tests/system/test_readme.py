@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import BIN, ROOT
 
 README = (ROOT / "README.md").read_text()
-BIN = Path(sys.executable).parent
 
 
 def shell_blocks() -> list[tuple[str, str]]:
