@@ -189,6 +189,11 @@ def run_in_process(
     return Run(tuple(args), int(code), out.getvalue().encode(), err.getvalue().encode())
 
 
+def leftovers(directory: Path) -> list[str]:
+    """The temporary files (``*.tmp``) an atomic write left in ``directory``."""
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
 def run_shell(
     script: str, cwd: Path | str, timeout: float = 120
 ) -> subprocess.CompletedProcess[bytes]:
