@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from tests.cli.test_output_and_streams import ODD_COMMANDS, numbers, wide_numbers
+from tests.conftest import remove_tree
 from tests.helpers import LABELS, LOGITS, ROOT, clean_env, leftovers, lossctl_command, run_lossctl
 
 
@@ -56,8 +57,8 @@ def wait_until_computing(proc: subprocess.Popen[bytes], timeout: float = 30) -> 
 
 
 @pytest.fixture(scope="module")
-def big(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Inputs whose results are megabytes of JSON (seconds of work)."""
+def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """Inputs whose results are megabytes of JSON (seconds of work); 25 MB, removed after."""
     directory = tmp_path_factory.mktemp("big")
     rng = np.random.default_rng(5)
     files = {
@@ -68,7 +69,8 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     np.save(files["x"], rng.standard_normal((200_000, 8)).astype(np.float32))
     np.save(files["y"], rng.integers(0, 8, 200_000))
     np.save(files["wide"], rng.standard_normal((1_000_000, 4)).astype(np.float32))
-    return files
+    yield files
+    remove_tree(directory)
 
 
 # ---- stdout closed by its reader -------------------------------------------------------------
