@@ -1,17 +1,22 @@
-"""Shared fixtures: the PyTorch reference vectors and the seed example."""
+"""Shared fixtures: the PyTorch reference vectors, the seed example, large scratch files.
+
+The runners (in-process and real-process) and paths live in :mod:`tests.helpers`."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, SEED
+
+__all__ = ["ROOT", "SEED", "as_array", "decode", "load_reference_cases"]
+
 VECTORS = ROOT / "tests" / "data" / "reference" / "reference_cases.json"
-SEED = ROOT / "examples" / "seed"
 
 
 def load_reference_cases() -> list[dict[str, Any]]:
@@ -41,3 +46,25 @@ def as_array(case: dict[str, Any], field: str, shape_field: str) -> np.ndarray:
 @pytest.fixture(scope="session")
 def reference_cases() -> list[dict[str, Any]]:
     return load_reference_cases()
+
+
+@pytest.fixture
+def large_tmp(tmp_path: Path) -> Iterator[Path]:
+    """A directory for large files (tens of MB and more), emptied when the test ends.
+
+    pytest keeps the last three runs' tmp_path directories; big arrays must not stay there.
+    """
+    directory = tmp_path / "large"
+    directory.mkdir()
+    yield directory
+    remove_tree(directory)
+
+
+def remove_tree(directory: Path) -> None:
+    """Delete ``directory`` and everything in it (read-only entries too)."""
+    import shutil
+
+    for path in [directory, *directory.rglob("*")]:
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(0o755)
+    shutil.rmtree(directory, ignore_errors=True)

@@ -322,9 +322,7 @@ def _index_loss(
     )
 
 
-def _picked(
-    array: npt.NDArray[np.generic], axis: int, targets: TargetIndex
-) -> FloatArray:
+def _picked(array: npt.NDArray[np.generic], axis: int, targets: TargetIndex) -> FloatArray:
     """``-input[n, t_n]`` per position (``nll_loss``): only the picked values are read."""
     index = np.expand_dims(targets.indices.reshape(positions_shape(array.shape, axis)), axis)
     picked = np.take_along_axis(array, index, axis=axis)

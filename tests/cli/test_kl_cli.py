@@ -344,17 +344,18 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     assert invoke(r).exit_code == 2
 
 
-def test_bounded_memory_on_two_memory_mapped_files(tmp_path: Path) -> None:
+def test_bounded_memory_on_two_memory_mapped_files(large_tmp: Path) -> None:
     """Two 150 MB float32 .npy files in a child process whose peak RSS stays far below them."""
     rows, classes = 37_500, 1000
     rng = np.random.default_rng(13)
     for name in ("ref", "oth"):
-        out = np.lib.format.open_memmap(tmp_path / f"{name}.npy", "w+", np.float32, (rows, classes))
+        path = large_tmp / f"{name}.npy"  # removed when the test ends
+        out = np.lib.format.open_memmap(path, "w+", np.float32, (rows, classes))
         for start in range(0, rows, 2500):
             out[start : start + 2500] = rng.normal(size=(2500, classes)).astype(np.float32)
         out.flush()
         del out
-    np.save(tmp_path / "lab.npy", rng.integers(0, classes, rows))
+    np.save(large_tmp / "lab.npy", rng.integers(0, classes, rows))
     total_mb = 2 * rows * classes * 4 / 2**20
     probe = (
         "import resource, subprocess, sys\n"
@@ -362,7 +363,7 @@ def test_bounded_memory_on_two_memory_mapped_files(tmp_path: Path) -> None:
         "assert p.returncode == 0, p.stderr\n"
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
     )
-    args = [str(tmp_path / f) for f in ("ref.npy", "oth.npy", "lab.npy")]
+    args = [str(large_tmp / f) for f in ("ref.npy", "oth.npy", "lab.npy")]
     proc = subprocess.run(
         [sys.executable, "-c", probe, sys.executable, "-m", "lossctl", "kl", *args, "--json", "-q"],
         capture_output=True,

@@ -1,9 +1,9 @@
-"""The command line end to end: real files, real subprocesses and pipes, CliRunner for breadth."""
+"""The command line end to end: real files through the app in-process (injected streams),
+and real processes for pipes, start-up and the module entry point."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -12,38 +12,33 @@ from typing import Any
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from lossctl.cli.app import app
-from tests.conftest import ROOT, SEED, as_array, load_reference_cases
-
-LOGITS = str(SEED / "logits.json")
-LABELS = str(SEED / "labels.json")
-runner = CliRunner()
-
-
-def lossctl(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    """Run the real CLI in a subprocess, as a shell user would."""
-    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR")}
-    return subprocess.run(
-        [sys.executable, "-m", "lossctl", *args],
-        input=stdin,
-        capture_output=True,
-        cwd=ROOT,
-        env=env,
-        timeout=60,
-    )
+from tests.conftest import ROOT, as_array, load_reference_cases
+from tests.helpers import (
+    LABELS,
+    LOGITS,
+    Run,
+    clean_env,
+    lossctl_command,
+    run_in_process,
+    run_lossctl,
+)
 
 
-def json_of(proc: subprocess.CompletedProcess[bytes]) -> dict[str, Any]:
-    assert proc.returncode == 0, proc.stderr.decode()
+def lossctl(*args: str, stdin: bytes | None = b"") -> Run:
+    """The app in-process, with real files and injected streams."""
+    return run_in_process(*args, stdin=stdin)
+
+
+def json_of(proc: Run) -> dict[str, Any]:
+    assert proc.code == 0, proc.stderr.decode()
     document: dict[str, Any] = json.loads(proc.stdout)
     return document
 
 
 def test_seed_cross_entropy_and_nll_print_the_article_numbers() -> None:
     ce = lossctl("ce", LOGITS, LABELS)
-    assert ce.returncode == 0, ce.stderr
+    assert ce.code == 0, ce.stderr
     assert "3.2655" in ce.stdout.decode()
     assert "class axis    0 (3 classes)" in ce.stdout.decode()
     nll = lossctl("nll", LOGITS, LABELS)
@@ -79,11 +74,12 @@ def pipe(*commands: list[str]) -> bytes:
     previous = None
     for args in commands:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "lossctl", *args],
+            lossctl_command(*args),
             stdin=previous,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=ROOT,
+            env=clean_env(),
         )
         if previous is not None:
             previous.close()
@@ -219,8 +215,8 @@ def case_args(case: dict[str, Any], tmp_path: Path) -> list[str]:
 
 @pytest.mark.parametrize("case", CLI_SAMPLE, ids=lambda c: c["id"])
 def test_reference_case_through_the_cli(case: dict[str, Any], tmp_path: Path) -> None:
-    result = runner.invoke(app, case_args(case, tmp_path))
-    assert result.exit_code == 0, result.output
+    result = lossctl(*case_args(case, tmp_path))
+    assert result.code == 0, result.err
     document = json.loads(result.stdout)
     got = document["result"] if "result" in document else document["loss"]
     got = np.array(got, dtype=float).reshape(case["expected_shape"])
@@ -237,8 +233,8 @@ def test_cli_sample_is_broad() -> None:
 # ---- errors and exit codes -------------------------------------------------------------------
 
 
-def one_error_line(proc: subprocess.CompletedProcess[bytes], code: int) -> str:
-    assert proc.returncode == code, (proc.stdout, proc.stderr)
+def one_error_line(proc: Run, code: int) -> str:
+    assert proc.code == code, (proc.stdout, proc.stderr)
     err = proc.stderr.decode()
     assert "Traceback" not in err
     assert proc.stdout == b"", "nothing may be half-written on stdout"
@@ -288,10 +284,10 @@ def test_bad_options_are_exit_1(args: list[str], message: str) -> None:
 
 def test_usage_errors_are_exit_2() -> None:
     proc = lossctl("ce", LOGITS)
-    assert proc.returncode == 2
+    assert proc.code == 2
     assert "Traceback" not in proc.stderr.decode()
-    assert lossctl("ce", LOGITS, LABELS, "--reduction", "avg").returncode == 2
-    assert lossctl("frobnicate").returncode == 2
+    assert lossctl("ce", LOGITS, LABELS, "--reduction", "avg").code == 2
+    assert lossctl("frobnicate").code == 2
 
 
 def test_two_stdin_arguments_are_refused() -> None:
@@ -323,15 +319,15 @@ def test_ambiguous_class_axis_warns_on_stderr(tmp_path: Path) -> None:
 def test_version_and_module_entry_point() -> None:
     from lossctl import __version__
 
-    proc = lossctl("--version")
+    proc = run_lossctl("--version")
     assert proc.stdout.decode().strip() == f"lossctl {__version__}"
 
 
 @pytest.mark.parametrize("command", ["ce", "nll", "softmax", "log-softmax", "log"])
 def test_every_command_help_shows_an_example(command: str) -> None:
-    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
-    assert result.exit_code == 0
-    assert "Example: lossctl" in result.stdout
+    result = run_in_process(command, "--help", COLUMNS="200")
+    assert result.code == 0
+    assert "Example: lossctl" in result.out
 
 
 def test_help_and_version_do_not_import_numpy() -> None:
@@ -345,15 +341,9 @@ def test_help_and_version_do_not_import_numpy() -> None:
 
 
 def test_no_color_and_colour_on_request() -> None:
-    env = dict(os.environ, FORCE_COLOR="1")
-    coloured = subprocess.run(
-        [sys.executable, "-m", "lossctl", "ce", LOGITS, LABELS], capture_output=True, env=env
-    )
+    coloured = run_in_process("ce", LOGITS, LABELS, FORCE_COLOR="1")
     assert b"\x1b[" in coloured.stdout
-    env["NO_COLOR"] = "1"
-    plain = subprocess.run(
-        [sys.executable, "-m", "lossctl", "ce", LOGITS, LABELS], capture_output=True, env=env
-    )
+    plain = run_in_process("ce", LOGITS, LABELS, FORCE_COLOR="1", NO_COLOR="1")
     colour = re.compile(rb"\x1b\[[0-9;]*(?:3[0-8]|9[0-7])[;m]")
     assert colour.search(coloured.stdout)
     assert not colour.search(plain.stdout), "NO_COLOR must remove colours (styles may stay)"

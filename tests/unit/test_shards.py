@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +11,7 @@ import pytest
 
 from lossctl.errors import InputError, ReadError
 from lossctl.io.shards import expand, natural_key, pair, read_manifest, split_arguments
-
-BIN = Path(sys.executable).parent
+from tests.helpers import run_shell
 
 
 def make_shards(folder: Path, count: int = 12) -> tuple[np.ndarray, np.ndarray]:
@@ -33,13 +31,7 @@ def make_shards(folder: Path, count: int = 12) -> tuple[np.ndarray, np.ndarray]:
 
 def run(folder: Path, command: str) -> subprocess.CompletedProcess[bytes]:
     """A real shell, so unquoted globs are expanded by it as a user's would be."""
-    return subprocess.run(
-        ["bash", "-c", command],
-        capture_output=True,
-        cwd=folder,
-        env={"PATH": f"{BIN}:/usr/bin:/bin"},
-        timeout=120,
-    )
+    return run_shell(command, cwd=folder)
 
 
 def test_natural_order_and_expansion(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 Golden files live in tests/golden/ and are compared exactly. After a deliberate
 change of the output, rewrite them with ``LOSSCTL_UPDATE_GOLDEN=1 pytest
-tests/test_explain.py`` and check the diff by eye before committing.
+tests/cli/test_explain.py`` and check the diff by eye before committing.
 """
 
 from __future__ import annotations
@@ -11,17 +11,13 @@ import io
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from rich.console import Console
-from typer.testing import CliRunner
 
-from lossctl.cli.app import app
 from lossctl.core.losses import cross_entropy, log_softmax, loss_result, softmax
 from lossctl.io.documents import dumps
 from lossctl.render.explain import explain_view
@@ -35,14 +31,14 @@ from lossctl.trace import (
     explain_loss,
     kept_indices,
 )
-from tests.conftest import ROOT, SEED
+from tests.conftest import SEED
+from tests.helpers import Run, clean_env, run_in_process, run_lossctl
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 LOGITS = np.array([[1.1741, -0.4859], [-3.718, 1.5257], [0.0222, 0.5898]])
 LABELS = np.array([1, 2])
 FMT = NumberFormat()
 ESCAPE = re.compile(r"\x1b\[")
-runner = CliRunner()
 
 
 def render(trace: Trace, width: int = 100, fmt: NumberFormat = FMT) -> str:
@@ -481,28 +477,28 @@ SEED_ARGS = [str(SEED / "logits.json"), str(SEED / "labels.json")]
 
 
 def test_cli_ce_explain() -> None:
-    result = runner.invoke(app, ["ce", *SEED_ARGS, "--explain"])
-    assert result.exit_code == 0, result.output
-    assert "(5.1724 + 1.3586) / 2 = 3.2655" in result.output
-    assert "cross_entropy = nll(log(softmax(x))) = 3.2655" in result.output
-    assert not ESCAPE.search(result.output)
+    result = run_in_process("ce", *SEED_ARGS, "--explain")
+    assert result.code == 0, result.out
+    assert "(5.1724 + 1.3586) / 2 = 3.2655" in result.out
+    assert "cross_entropy = nll(log(softmax(x))) = 3.2655" in result.out
+    assert not ESCAPE.search(result.out)
 
 
 def test_cli_nll_explain_warns_about_raw_logits() -> None:
-    result = runner.invoke(app, ["nll", *SEED_ARGS, "--explain"])
-    assert result.exit_code == 0, result.output
-    assert "The input is not log-probabilities" in result.output
-    assert "nll_loss(log_softmax(x), t) = 3.2655" in result.output
-    assert "= 1.5641" in result.output
+    result = run_in_process("nll", *SEED_ARGS, "--explain")
+    assert result.code == 0, result.out
+    assert "The input is not log-probabilities" in result.out
+    assert "nll_loss(log_softmax(x), t) = 3.2655" in result.out
+    assert "= 1.5641" in result.out
 
 
 def test_cli_explain_json_adds_steps() -> None:
-    result = runner.invoke(app, ["ce", *SEED_ARGS, "--explain", "--json"])
-    assert result.exit_code == 0, result.output
-    document = json.loads(result.output)
+    result = run_in_process("ce", *SEED_ARGS, "--explain", "--json")
+    assert result.code == 0, result.out
+    document = json.loads(result.out)
     assert document["loss"] == pytest.approx(3.2654828147938195)
     assert [s["name"] for s in document["steps"]][:3] == ["input", "shift", "exp"]
-    plain = json.loads(runner.invoke(app, ["ce", *SEED_ARGS, "--json"]).output)
+    plain = json.loads(run_in_process("ce", *SEED_ARGS, "--json").out)
     assert "steps" not in plain
 
 
@@ -514,41 +510,35 @@ def test_cli_explain_json_adds_steps() -> None:
     ],
 )
 def test_cli_elementwise_explain(command: list[str], expected: str) -> None:
-    result = runner.invoke(app, [*command, "--explain"])
-    assert result.exit_code == 0, result.output
-    assert expected in result.output and "What this showed" in result.output
-    document = json.loads(runner.invoke(app, [*command, "--explain", "--json"]).output)
+    result = run_in_process(*command, "--explain")
+    assert result.code == 0, result.out
+    assert expected in result.out and "What this showed" in result.out
+    document = json.loads(run_in_process(*command, "--explain", "--json").out)
     assert document["steps"][-1]["name"] == "identity"
 
 
 def test_cli_log_explain(tmp_path: Path) -> None:
     probs = tmp_path / "probs.json"
     probs.write_text(json.dumps(softmax(LOGITS, 0).tolist()))
-    result = runner.invoke(app, ["log", str(probs), "--explain", "--digits", "2"])
-    assert result.exit_code == 0, result.output
-    assert "-5.17" in result.output and "log(p), elementwise" in result.output
+    result = run_in_process("log", str(probs), "--explain", "--digits", "2")
+    assert result.code == 0, result.out
+    assert "-5.17" in result.out and "log(p), elementwise" in result.out
 
 
 def test_cli_explain_digits_and_full() -> None:
-    result = runner.invoke(app, ["ce", *SEED_ARGS, "--explain", "--digits", "2", "--full"])
-    assert result.exit_code == 0, result.output
-    assert "(5.17 + 1.36) / 2 = 3.27" in result.output
+    result = run_in_process("ce", *SEED_ARGS, "--explain", "--digits", "2", "--full")
+    assert result.code == 0, result.out
+    assert "(5.17 + 1.36) / 2 = 3.27" in result.out
 
 
-def lossctl(*args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR")}
-    return subprocess.run(
-        [sys.executable, "-m", "lossctl", *args],
-        capture_output=True,
-        cwd=ROOT,
-        env={**clean, "COLUMNS": "100", **env},
-        timeout=60,
-    )
+def lossctl(*args: str, **env: str) -> Run:
+    """A real process, its stdout a pipe, on a 100-column console unless ``env`` says otherwise."""
+    return run_lossctl(*args, env=clean_env(**{"COLUMNS": "100", **env}))
 
 
 def test_subprocess_pipe_is_plain_text_and_matches_the_golden_trace() -> None:
     proc = lossctl("ce", "examples/seed/logits.json", "examples/seed/labels.json", "--explain")
-    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.code == 0, proc.stderr.decode()
     out = proc.stdout.decode()
     assert not ESCAPE.search(out)
     assert out == (GOLDEN / "seed_ce_explain.txt").read_text(encoding="utf-8")
@@ -571,7 +561,7 @@ def test_subprocess_large_input_fits_the_terminal(tmp_path: Path, columns: str) 
     proc = lossctl(
         "ce", str(tmp_path / "x.npy"), str(tmp_path / "t.npy"), "--explain", COLUMNS=columns
     )
-    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.code == 0, proc.stderr.decode()
     lines = proc.stdout.decode().splitlines()
     assert max(len(line) for line in lines) <= int(columns)
     assert len(lines) <= (100 if columns == "100" else 110)

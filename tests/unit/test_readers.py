@@ -25,7 +25,7 @@ from lossctl.errors import LossctlError, ReadError
 from lossctl.io import readers
 from lossctl.io.readers import Loaded, parse_number_list, read_array
 
-INPUTS = Path(__file__).resolve().parent / "inputs"
+INPUTS = Path(__file__).resolve().parents[1] / "inputs"
 NAN = float("nan")
 INF = float("inf")
 

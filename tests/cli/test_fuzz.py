@@ -27,8 +27,6 @@ import io
 import json
 import math
 import os
-import subprocess
-import sys
 import tempfile
 import warnings
 from collections import Counter
@@ -46,7 +44,8 @@ from hypothesis.extra import numpy as hnp
 from typer.testing import CliRunner
 
 from lossctl.cli.app import app
-from tests.conftest import ROOT, SEED
+from tests.conftest import SEED
+from tests.helpers import run_lossctl
 
 SCALE = float(os.environ.get("LOSSCTL_FUZZ_SCALE", "1"))
 runner = CliRunner()
@@ -426,17 +425,11 @@ def test_fuzz_real_processes(fmt: str, data: st.DataObject, job: tuple[str, str]
         path = Path(directory) / f"fuzzed{ext}"
         path.write_bytes(content)
         args, stdin = plan(command, role, str(path))
-        proc = subprocess.run(
-            [sys.executable, "-m", "lossctl", *args],
-            input=stdin if stdin is not None else b"",
-            capture_output=True,
-            cwd=ROOT,
-            timeout=60,
-        )
+        proc = run_lossctl(*args, stdin=stdin)
     check_outcome(
-        proc.returncode,
+        proc.code,
         proc.stdout.decode("utf-8"),
         proc.stderr.decode("utf-8", "replace"),
         f"{args} with {content[:200]!r}",
     )
-    STATS[f"subprocess exit {proc.returncode}"] += 1
+    STATS[f"subprocess exit {proc.code}"] += 1

@@ -5,30 +5,26 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from lossctl.cli.app import app
 from lossctl.core.losses import log_softmax, loss_result, softmax
 from lossctl.doctor import CODES, Finding, diagnose, double_softmax_floor
 from lossctl.doctor.kl import kl_div_findings
 from lossctl.errors import InputError
 from lossctl.render.messages import finding_json, message
 from tests.conftest import ROOT, SEED
+from tests.helpers import run_in_process
 
 X = np.array([[1.1741, -0.4859], [-3.718, 1.5257], [0.0222, 0.5898]])  # classes on axis 0
 Y = np.array([1, 2])
 LOGITS = str(SEED / "logits.json")
 LABELS = str(SEED / "labels.json")
 MISTAKES = ROOT / "examples" / "mistakes"
-runner = CliRunner()
 
 
 def codes(findings: list[Finding]) -> set[str]:
@@ -261,19 +257,9 @@ def test_no_false_alarms_on_200_random_well_formed_cases() -> None:
 # ---- the CLI: doctor ---------------------------------------------------------------------------
 
 
-def run(*args: str) -> Any:
-    return runner.invoke(app, list(args))
-
-
-def lossctl(*args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "lossctl", *args], capture_output=True, cwd=ROOT, timeout=60
-    )
-
-
 def test_doctor_prints_one_finding_per_line() -> None:
-    proc = lossctl("doctor", str(MISTAKES / "probs.json"), LABELS)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_in_process("doctor", str(MISTAKES / "probs.json"), LABELS)
+    assert proc.code == 0, proc.stderr
     lines = proc.stdout.decode().splitlines()
     assert lines[0].startswith("info    input-kind: the input holds probabilities")
     assert lines[1].startswith("warning double-softmax: cross-entropy was given probabilities")
@@ -282,9 +268,11 @@ def test_doctor_prints_one_finding_per_line() -> None:
 
 
 def test_doctor_json_schema() -> None:
-    result = run("doctor", LOGITS, LABELS, "--loss", "nll", "--ignore-index", "1", "--json")
-    assert result.exit_code == 0
-    document = json.loads(result.stdout)
+    result = run_in_process(
+        "doctor", LOGITS, LABELS, "--loss", "nll", "--ignore-index", "1", "--json"
+    )
+    assert result.code == 0
+    document = json.loads(result.out)
     assert document["op"] == "doctor" and document["loss"] == "nll_loss"
     findings = document["findings"]
     assert [f["code"] for f in findings] == [
@@ -299,30 +287,32 @@ def test_doctor_json_schema() -> None:
 
 def test_doctor_exit_codes_and_strict() -> None:
     out_of_range = [str(MISTAKES / "batch-logits.json"), str(MISTAKES / "padded-labels.json")]
-    plain = run("doctor", *out_of_range)
-    assert plain.exit_code == 0
-    assert "3 of 6 targets are out of range" in plain.stdout and "doctor: 1 error" in plain.stdout
-    strict = run("doctor", *out_of_range, "--strict")
-    assert strict.exit_code == 1
-    assert strict.stderr == "lossctl: error: --strict: 1 problem (see above)\n"
-    assert "target-out-of-range" in strict.stdout
-    clean = run("doctor", LOGITS, LABELS, "--strict")
-    assert clean.exit_code == 0 and "doctor: no problems found" in clean.stdout
+    plain = run_in_process("doctor", *out_of_range)
+    assert plain.code == 0
+    assert "3 of 6 targets are out of range" in plain.out and "doctor: 1 error" in plain.out
+    strict = run_in_process("doctor", *out_of_range, "--strict")
+    assert strict.code == 1
+    assert strict.err == "lossctl: error: --strict: 1 problem (see above)\n"
+    assert "target-out-of-range" in strict.out
+    clean = run_in_process("doctor", LOGITS, LABELS, "--strict")
+    assert clean.code == 0 and "doctor: no problems found" in clean.out
 
 
 def test_doctor_without_labels_and_its_errors() -> None:
-    result = run("doctor", LOGITS, "-d", "0")
-    assert result.exit_code == 0 and "input-kind: the input holds logits" in result.stdout
-    smoothing = run("doctor", LOGITS, LABELS, "--loss", "nll", "--label-smoothing", "0.1")
-    assert smoothing.exit_code == 1 and "cross-entropy only" in smoothing.stderr
-    bad = run("doctor", LOGITS, str(MISTAKES / "ambiguous-labels.json"))
-    assert bad.exit_code == 1
-    assert bad.stderr.startswith("lossctl: error: ") and "does not fit" in bad.stderr
+    result = run_in_process("doctor", LOGITS, "-d", "0")
+    assert result.code == 0 and "input-kind: the input holds logits" in result.out
+    smoothing = run_in_process(
+        "doctor", LOGITS, LABELS, "--loss", "nll", "--label-smoothing", "0.1"
+    )
+    assert smoothing.code == 1 and "cross-entropy only" in smoothing.err
+    bad = run_in_process("doctor", LOGITS, str(MISTAKES / "ambiguous-labels.json"))
+    assert bad.code == 1
+    assert bad.err.startswith("lossctl: error: ") and "does not fit" in bad.err
 
 
 def test_doctor_help_has_an_example() -> None:
-    result = runner.invoke(app, ["doctor", "--help"], env={"COLUMNS": "200"})
-    assert result.exit_code == 0 and "Example: lossctl doctor" in result.stdout
+    result = run_in_process("doctor", "--help", COLUMNS="200")
+    assert result.code == 0 and "Example: lossctl doctor" in result.out
 
 
 # ---- the CLI: warnings of ce / nll -------------------------------------------------------------
@@ -330,8 +320,8 @@ def test_doctor_help_has_an_example() -> None:
 
 def test_ce_warns_on_stderr_never_stdout_and_keeps_the_result() -> None:
     probs = str(MISTAKES / "probs.json")
-    proc = lossctl("ce", probs, LABELS, "--json")
-    assert proc.returncode == 0
+    proc = run_in_process("ce", probs, LABELS, "--json")
+    assert proc.code == 0
     document = json.loads(proc.stdout)  # stdout is exactly one JSON document
     x = np.array(json.loads(Path(probs).read_text()))
     assert document["loss"] == float(loss_result("cross_entropy", x, Y).loss)
@@ -339,14 +329,14 @@ def test_ce_warns_on_stderr_never_stdout_and_keeps_the_result() -> None:
     assert len(err) == 1 and err[0].startswith("lossctl: warning: cross-entropy was given")
     assert document["warnings"] == [err[0].removeprefix("lossctl: warning: ")]
     assert [f["code"] for f in document["findings"]] == ["double-softmax"]
-    text = lossctl("ce", probs, LABELS)
+    text = run_in_process("ce", probs, LABELS)
     assert b"warning" not in text.stdout and b"double" not in text.stdout
 
 
 def test_nll_on_the_articles_logits_warns() -> None:
-    result = run("nll", LOGITS, LABELS, "--ignore-index", "1", "--json")
-    assert json.loads(result.stdout)["loss"] == pytest.approx(-0.5898)
-    lines = result.stderr.splitlines()
+    result = run_in_process("nll", LOGITS, LABELS, "--ignore-index", "1", "--json")
+    assert json.loads(result.out)["loss"] == pytest.approx(-0.5898)
+    lines = result.err.splitlines()
     assert any("ignores targets, not classes" in line for line in lines)
     assert any("nll expects log-probabilities but was given logits" in line for line in lines)
 
@@ -354,15 +344,15 @@ def test_nll_on_the_articles_logits_warns() -> None:
 def test_clean_input_gives_no_warning_and_strict_passes() -> None:
     for op in ("ce", "nll"):
         args = [LOGITS, LABELS] if op == "ce" else [str(MISTAKES / "logprobs.json"), LABELS]
-        result = run(op, *args, "--strict", "--json")
-        assert result.exit_code == 0, result.stderr
-        assert result.stderr == ""
-        assert json.loads(result.stdout)["findings"] == []
+        result = run_in_process(op, *args, "--strict", "--json")
+        assert result.code == 0, result.err
+        assert result.err == ""
+        assert json.loads(result.out)["findings"] == []
 
 
 def test_strict_fails_after_printing_the_result() -> None:
-    proc = lossctl("ce", str(MISTAKES / "probs.json"), LABELS, "--strict", "--json")
-    assert proc.returncode == 1
+    proc = run_in_process("ce", str(MISTAKES / "probs.json"), LABELS, "--strict", "--json")
+    assert proc.code == 1
     assert json.loads(proc.stdout)["loss"] > 0
     err = proc.stderr.decode().splitlines()
     assert err[0].startswith("lossctl: warning: ")
@@ -370,23 +360,27 @@ def test_strict_fails_after_printing_the_result() -> None:
 
 
 def test_each_warning_is_said_once() -> None:
-    ignored = run("ce", LOGITS, str(MISTAKES / "all-ignored-labels.json"))
-    assert len(ignored.stderr.splitlines()) == 1
-    assert "every target (2) equals ignore_index" in ignored.stderr
-    ambiguous = run("ce", str(MISTAKES / "ambiguous.npy"), str(MISTAKES / "ambiguous-labels.npy"))
-    lines = ambiguous.stderr.splitlines()
+    ignored = run_in_process("ce", LOGITS, str(MISTAKES / "all-ignored-labels.json"))
+    assert len(ignored.err.splitlines()) == 1
+    assert "every target (2) equals ignore_index" in ignored.err
+    ambiguous = run_in_process(
+        "ce", str(MISTAKES / "ambiguous.npy"), str(MISTAKES / "ambiguous-labels.npy")
+    )
+    lines = ambiguous.err.splitlines()
     assert len(lines) == 1 and "the class axis is ambiguous" in lines[0]
     assert "axis 1 (used): " in lines[0] and "axis 2: " in lines[0]
-    masked_run = run(
+    masked_run = run_in_process(
         "ce", str(MISTAKES / "masked-logits.json"), str(MISTAKES / "masked-at-target-labels.json")
     )
-    assert len(masked_run.stderr.splitlines()) == 1
+    assert len(masked_run.err.splitlines()) == 1
 
 
 def test_out_of_range_still_fails_ce_with_the_first_position() -> None:
-    result = run("ce", str(MISTAKES / "batch-logits.json"), str(MISTAKES / "padded-labels.json"))
-    assert result.exit_code == 1
-    assert "target -1 at position (3,) is out of range" in result.stderr
+    result = run_in_process(
+        "ce", str(MISTAKES / "batch-logits.json"), str(MISTAKES / "padded-labels.json")
+    )
+    assert result.code == 1
+    assert "target -1 at position (3,) is out of range" in result.err
 
 
 # ---- examples/mistakes: every README example does what the README says --------------------------
@@ -442,6 +436,6 @@ EXAMPLES: list[tuple[list[str], str]] = [
 
 @pytest.mark.parametrize(("args", "code"), EXAMPLES, ids=[code for _, code in EXAMPLES])
 def test_example_shows_its_mistake(args: list[str], code: str) -> None:
-    result = runner.invoke(app, [*args, "--json"])
-    assert result.exit_code == 0, result.output
-    assert code in [f["code"] for f in json.loads(result.stdout)["findings"]]
+    result = run_in_process(*args, "--json")
+    assert result.code == 0, result.err
+    assert code in [f["code"] for f in json.loads(result.out)["findings"]]

@@ -1,19 +1,17 @@
-"""Issue #5, hostile environments: closed pipes, Ctrl-C, atomic --output, odd terminals.
+"""Issue #5, hostile environments that need a real process: closed pipes, signals, terminals.
 
-Real subprocesses (``python -m lossctl`` through tests.test_hostile's launcher, which
+Real subprocesses (``python -m lossctl`` through tests.helpers' launcher, which
 makes file permissions apply even to root), real pipes, real signals, a real
-pseudo-terminal; CliRunner with monkeypatched failures where a failure cannot be
-provoked from outside.
+pseudo-terminal, the encodings of the process's own streams, file names that are not
+UTF-8, ``main()``. Everything the app can show with injected streams is in
+tests/cli/test_output_and_streams.py.
 """
 
 from __future__ import annotations
 
-import errno
-import functools
 import json
 import os
 import pty
-import re
 import select
 import shlex
 import signal
@@ -22,19 +20,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from lossctl.cli.app import app
-from tests.conftest import ROOT, SEED
-from tests.test_hostile import clean_env, lossctl_command, run_lossctl
-
-LOGITS = str(SEED / "logits.json")
-LABELS = str(SEED / "labels.json")
-runner = CliRunner()
+from tests.cli.test_output_and_streams import ODD_COMMANDS, numbers, wide_numbers
+from tests.conftest import remove_tree
+from tests.helpers import LABELS, LOGITS, ROOT, clean_env, leftovers, lossctl_command, run_lossctl
 
 
 def spawn(*args: str, cwd: Path | str = ROOT, **kwargs: Any) -> subprocess.Popen[bytes]:
@@ -64,8 +57,8 @@ def wait_until_computing(proc: subprocess.Popen[bytes], timeout: float = 30) -> 
 
 
 @pytest.fixture(scope="module")
-def big(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Inputs whose results are megabytes of JSON (seconds of work)."""
+def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """Inputs whose results are megabytes of JSON (seconds of work); 25 MB, removed after."""
     directory = tmp_path_factory.mktemp("big")
     rng = np.random.default_rng(5)
     files = {
@@ -76,7 +69,8 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     np.save(files["x"], rng.standard_normal((200_000, 8)).astype(np.float32))
     np.save(files["y"], rng.integers(0, 8, 200_000))
     np.save(files["wide"], rng.standard_normal((1_000_000, 4)).astype(np.float32))
-    return files
+    yield files
+    remove_tree(directory)
 
 
 # ---- stdout closed by its reader -------------------------------------------------------------
@@ -144,19 +138,6 @@ def test_ctrl_c_during_a_long_computation(big: dict[str, Path]) -> None:
     assert out == b"", "an interrupted run prints no partial result"
 
 
-def test_ctrl_c_in_process_is_130_and_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    import lossctl.core.losses
-
-    def interrupted(*args: Any, **kwargs: Any) -> Any:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(lossctl.core.losses, "compute", interrupted)
-    result = runner.invoke(app, ["ce", LOGITS, LABELS])
-    assert result.exit_code == 130
-    assert result.stderr == "lossctl: interrupted\n"
-    assert result.stdout == ""
-
-
 # ---- --output: atomic, and never a truncated file -------------------------------------------
 
 _SLOW_WRITER = """
@@ -174,10 +155,6 @@ output._write_chunked = slow
 from lossctl.cli.process import main
 main(sys.argv[1:])
 """
-
-
-def _leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
 
 
 @pytest.mark.parametrize(
@@ -205,7 +182,7 @@ def test_signal_while_writing_output_keeps_the_previous_file(
         assert time.monotonic() < deadline
         time.sleep(0.01)
     time.sleep(0.05)
-    assert _leftovers(tmp_path), "the temporary file should exist while writing"
+    assert leftovers(tmp_path), "the temporary file should exist while writing"
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
     assert target.read_text() == '{"previous": true}\n', "the previous file must survive"
@@ -216,109 +193,10 @@ def test_signal_while_writing_output_keeps_the_previous_file(
             if signum == signal.SIGINT
             else (143, b"lossctl: terminated\n")
         )
-        assert _leftovers(tmp_path) == [], "the temporary file must be removed"
+        assert leftovers(tmp_path) == [], "the temporary file must be removed"
     else:  # a hard kill cannot clean up; what is left is hidden and not the target
         assert proc.returncode == -signal.SIGKILL
-        assert all(name.startswith(".result.json.") for name in _leftovers(tmp_path))
-
-
-@pytest.mark.parametrize("name", ["out.json", "out.npy"])
-@pytest.mark.parametrize(
-    "failure", [KeyboardInterrupt(), OSError(errno.ENOSPC, "No space left on device")]
-)
-def test_failure_at_fsync_keeps_the_previous_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, failure: BaseException
-) -> None:
-    target = tmp_path / name
-    target.write_bytes(b"previous")
-
-    def broken_fsync(fd: int) -> None:
-        raise failure
-
-    monkeypatch.setattr(os, "fsync", broken_fsync)
-    result = runner.invoke(app, ["ce", LOGITS, LABELS, "-o", str(target), "--json"])
-    assert target.read_bytes() == b"previous"
-    assert _leftovers(tmp_path) == []
-    assert result.stdout == ""
-    if isinstance(failure, KeyboardInterrupt):
-        assert result.exit_code == 130
-        assert result.stderr == "lossctl: interrupted\n"
-    else:
-        assert result.exit_code == 1
-        assert result.stderr == (
-            f"lossctl: error: cannot write {target}: No space left on device\n"
-        )
-
-
-def test_output_json_is_the_json_document_and_replaces_the_old_file(tmp_path: Path) -> None:
-    target = tmp_path / "loss.json"
-    target.write_text("old")
-    target.chmod(0o640)
-    printed = run_lossctl("ce", LOGITS, LABELS, "--json")
-    written = run_lossctl("ce", LOGITS, LABELS, "--json", "--output", str(target))
-    assert written.code == 0 and written.stdout == b"" and written.stderr == b""
-    assert json.loads(target.read_text()) == printed.document()
-    assert target.stat().st_mode & 0o777 == 0o640, "a replaced file keeps its permissions"
-    assert _leftovers(tmp_path) == []
-
-
-def test_output_without_json_prints_the_table_too(tmp_path: Path) -> None:
-    target = tmp_path / "loss.json"
-    run = run_lossctl("ce", LOGITS, LABELS, "-o", str(target))
-    assert run.code == 0
-    assert "3.2655" in run.stdout.decode()
-    assert json.loads(target.read_text())["loss"] == pytest.approx(3.2654828147938195)
-
-
-@pytest.mark.parametrize(
-    ("args", "expected"),
-    [
-        (["ce", LOGITS, LABELS], np.float64(3.2654828147938195)),
-        (["ce", LOGITS, LABELS, "-r", "sum"], np.float64(6.530965629587639)),
-        (["ce", LOGITS, LABELS, "-r", "none"], np.array([5.172411003810087, 1.3585546257775527])),
-        (["nll", LOGITS, LABELS, "-r", "none"], np.array([3.718, -0.5898])),
-        (["softmax", LOGITS, "-d", "0"], None),
-        (["log-softmax", LOGITS], None),
-        (["log", str(ROOT / "tests" / "inputs" / "fortran.npy")], None),
-    ],
-)
-def test_output_npy_holds_the_result_array(
-    tmp_path: Path, args: list[str], expected: np.ndarray[Any, Any] | None
-) -> None:
-    target = tmp_path / "result.npy"
-    document = run_lossctl(*args, "--json").document()
-    run = run_lossctl(*args, "--json", "-o", str(target))
-    assert run.code == 0, run.err
-    saved = np.load(target, allow_pickle=False)
-    from_json = document.get("result", document.get("loss"))
-    reference = np.array(from_json, dtype=np.float64)
-    assert saved.shape == reference.shape
-    if args[-1].endswith("fortran.npy"):  # a streamed .npy keeps the input's float32
-        assert saved.dtype == np.float32
-        np.testing.assert_array_max_ulp(saved, reference.astype(np.float32), maxulp=4)
-        return
-    assert saved.dtype == np.float64
-    np.testing.assert_array_equal(saved, reference)
-    if expected is not None:
-        np.testing.assert_allclose(saved, expected, rtol=1e-14)
-
-
-def test_output_may_replace_its_own_input(tmp_path: Path) -> None:
-    """The input is memory-mapped; atomic replacement leaves the map intact."""
-    x = np.linspace(-2, 2, 12).reshape(3, 4)
-    np.save(tmp_path / "x.npy", x)
-    run = run_lossctl("softmax", "x.npy", "-o", "x.npy", "--json", cwd=tmp_path)
-    assert run.code == 0, run.err
-    expected = np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(np.load(tmp_path / "x.npy"), expected, rtol=1e-14)
-
-
-def test_output_through_a_symlink_replaces_its_target(tmp_path: Path) -> None:
-    (tmp_path / "real.json").write_text("old")
-    (tmp_path / "link.json").symlink_to("real.json")
-    assert run_lossctl("ce", LOGITS, LABELS, "--json", "-o", "link.json", cwd=tmp_path).code == 0
-    assert (tmp_path / "link.json").is_symlink()
-    assert json.loads((tmp_path / "real.json").read_text())["op"] == "cross_entropy"
+        assert all(name.startswith(".result.json.") for name in leftovers(tmp_path))
 
 
 @pytest.mark.parametrize("device", ["/dev/null", "/dev/stdout"])
@@ -329,43 +207,6 @@ def test_output_to_a_device(device: str) -> None:
         assert json.loads(run.stdout)["op"] == "cross_entropy"
     else:
         assert run.stdout == b""
-
-
-@pytest.mark.parametrize(
-    ("name", "message"),
-    [
-        ("missing/x.json", "directory 'missing' does not exist"),
-        ("sub", "'sub' is a directory; give a file name"),
-        ("x.npz", "cannot write .npz files"),
-        ("x.csv", "cannot write .csv files"),
-    ],
-)
-def test_impossible_output_is_refused_before_any_work(
-    tmp_path: Path, name: str, message: str
-) -> None:
-    (tmp_path / "sub").mkdir()
-    run = run_lossctl("ce", LOGITS, LABELS, "-o", name, cwd=tmp_path)
-    assert run.code == 2
-    assert message in run.error_line()
-
-
-def test_output_failing_after_the_check_is_one_error_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The directory vanishes (or fills up) between the check and the write."""
-    import lossctl.io.atomic
-
-    def no_temporary(path: str, directory: str, name: str) -> tuple[str, int]:
-        raise lossctl.io.atomic.OutputError(f"cannot write {path}: Read-only file system")
-
-    monkeypatch.setattr(lossctl.io.atomic, "_create_temporary", no_temporary)
-    result = runner.invoke(app, ["softmax", LOGITS, "-o", str(tmp_path / "s.json")])
-    assert result.exit_code == 1
-    assert (
-        result.stderr
-        == f"lossctl: error: cannot write {tmp_path / 's.json'}: Read-only file system\n"
-    )
-    assert result.stdout == "", "nothing is printed when the result cannot be saved"
 
 
 # ---- working directory, HOME, terminal, locale -----------------------------------------------
@@ -382,44 +223,22 @@ def read_only_cwd(tmp_path: Path) -> Iterator[Path]:
     directory.chmod(0o755)
 
 
-def test_read_only_working_directory(read_only_cwd: Path) -> None:
+def test_read_only_working_directory_refuses_output_there(read_only_cwd: Path) -> None:
+    """A real process: root may write anywhere, the launcher's process may not."""
     before = sorted(os.listdir(read_only_cwd))
-    table = run_lossctl("ce", "x.json", "y.json", cwd=read_only_cwd)
-    assert table.code == 0, table.err
-    assert "3.2655" in table.stdout.decode()
-    document = run_lossctl("ce", "x.json", "y.json", "--json", cwd=read_only_cwd).document()
-    assert document["loss"] == pytest.approx(3.2654828147938195)
-    assert sorted(os.listdir(read_only_cwd)) == before, "lossctl wrote into the working directory"
     refused = run_lossctl("ce", "x.json", "y.json", "-o", "loss.json", cwd=read_only_cwd)
     assert refused.code == 2
     assert "directory '.' is not writable" in refused.error_line()
     assert sorted(os.listdir(read_only_cwd)) == before
 
 
-def _numbers(text: str) -> list[str]:
-    return sorted(re.findall(r"-?\d+\.\d+(?:e[+-]\d+)?", text))
-
-
+# the encodings of the process's own stdout; HOME, TERM and COLUMNS alone are in-process
 ENVIRONMENTS: list[dict[str, str | None]] = [
-    {"HOME": None},
-    {"TERM": "dumb"},
-    {"COLUMNS": "20"},
     {"LANG": "C", "LC_ALL": "C"},
     {"LANG": "C", "LC_ALL": "C", "PYTHONUTF8": "0"},  # a really ASCII stdout
     {"PYTHONIOENCODING": "latin-1"},
     {"HOME": None, "TERM": "dumb", "COLUMNS": "20", "LC_ALL": "C", "PYTHONUTF8": "0"},
 ]
-ODD_COMMANDS = {
-    "ce-weighted": ("ce", LOGITS, LABELS, "--weight", "1,2,0.5"),  # a table with a "Σ"
-    "log-softmax-full": ("log-softmax", str(ROOT / "tests" / "inputs" / "big_endian_int.npy")),
-}
-
-
-@functools.cache
-def _wide_numbers(name: str) -> list[str]:
-    wide = run_lossctl(*ODD_COMMANDS[name], env=clean_env(COLUMNS="200"))
-    assert wide.code == 0, wide.err
-    return _numbers(wide.stdout.decode())
 
 
 @pytest.mark.parametrize(
@@ -431,23 +250,7 @@ def test_odd_environments_print_every_number(env: dict[str, str | None], name: s
     odd = run_lossctl(*ODD_COMMANDS[name], env=clean_env(**env))
     assert odd.code == 0, odd.err
     assert odd.stderr == b"", odd.err
-    expected = _numbers_or_fail(name)
-    assert _numbers(odd.stdout.decode("utf-8", "replace")) == expected
-
-
-def _numbers_or_fail(name: str) -> list[str]:
-    numbers = _wide_numbers(name)
-    assert len(numbers) >= 4, numbers
-    return numbers
-
-
-def test_narrow_terminal_does_not_shorten_numbers(tmp_path: Path) -> None:
-    np.save(tmp_path / "x.npy", np.arange(1, 31, dtype=np.float64).reshape(3, 10) * 1000.123)
-    narrow = run_lossctl("log", str(tmp_path / "x.npy"), env=clean_env(COLUMNS="30"))
-    assert narrow.code == 0
-    assert "…" not in narrow.stdout.decode().replace("   …   ", ""), "a cell was cut short"
-    for value in np.log(np.arange(1, 31).reshape(3, 10) * 1000.123)[:, [0, 1, -1]].ravel():
-        assert f"{value:.4f}" in narrow.stdout.decode()
+    assert numbers(odd.stdout.decode("utf-8", "replace")) == wide_numbers(name)
 
 
 def test_ascii_terminal_gets_ascii_and_json_stays_exact(tmp_path: Path) -> None:
@@ -544,24 +347,17 @@ def _in_shell(redirect: str, *args: str) -> subprocess.CompletedProcess[bytes]:
     )
 
 
-def test_closed_stdin_reads_files_and_refuses_dash() -> None:
-    files = _in_shell("<&-", "ce", LOGITS, LABELS, "--json")
-    assert files.returncode == 0, files.stderr
-    assert json.loads(files.stdout)["loss"] == pytest.approx(3.2654828147938195)
+def test_closed_stdin_and_stdout_of_a_real_process() -> None:
+    """The process's own closed streams (``<&-``, ``>&-``) reach the app as ``None``
+    (the in-process tests cover what the app then does)."""
     dash = _in_shell("<&-", "ce", "-", LABELS)
     assert dash.returncode == 1
     assert dash.stderr == (
         b"lossctl: error: '-' reads standard input, but it is closed: pipe or redirect a file\n"
     )
-
-
-def test_closed_stdout_is_an_error_unless_output_goes_to_a_file(tmp_path: Path) -> None:
     closed = _in_shell(">&-", "ce", LOGITS, LABELS, "--json")
     assert closed.returncode == 1
     assert closed.stderr.startswith(b"lossctl: error: standard output is closed")
-    to_file = _in_shell(">&-", "ce", LOGITS, LABELS, "--json", "-o", str(tmp_path / "l.json"))
-    assert to_file.returncode == 0, to_file.stderr
-    assert json.loads((tmp_path / "l.json").read_text())["op"] == "cross_entropy"
 
 
 def test_closed_stderr_keeps_the_exit_codes() -> None:
@@ -609,61 +405,7 @@ def test_internal_error_is_one_line_and_exit_3(debug: bool) -> None:
         assert lines == [last]
 
 
-def test_help_still_works_and_exits_0() -> None:
-    run = run_lossctl("--help")
-    assert run.code == 0 and b"Usage" in run.stdout
-    run = run_lossctl("ce", "--help")
-    assert run.code == 0 and b"--output" in run.stdout
-    bare = run_lossctl()
-    assert bare.code == 2 and b"Usage" in bare.stdout + bare.stderr
-
-
 # ---- lossctl.io.atomic on its own ---------------------------------------------------------------
-
-
-def test_json_for_encoding_keeps_the_document_valid() -> None:
-    from lossctl.io.atomic import json_for_encoding
-
-    text = json.dumps({"input": "données\udcff.json", "x": [1.5]}, ensure_ascii=False)
-    assert "\\udcff" in json_for_encoding(text, "utf-8")  # a lone surrogate: escaped
-    assert json_for_encoding('["é"]', "utf-8") == '["é"]'  # encodable: unchanged
-    for encoding in ("ascii", "latin-1", "utf-8", None, "no-such-codec"):
-        escaped = json_for_encoding(text, encoding)
-        escaped.encode("ascii" if encoding in ("ascii", "no-such-codec") else "utf-8", "strict")
-        assert json.loads(escaped) == json.loads(text)
-
-
-def test_unencodable_handler() -> None:
-    from lossctl.io.atomic import UNENCODABLE
-
-    assert "Σ w … ε·x".encode("ascii", UNENCODABLE) == b"sum w ... eps*x"
-    assert "a\udcffb".encode("utf-8", UNENCODABLE) == b"a\xffb"
-    assert "日本".encode("latin-1", UNENCODABLE) == b"??"
-
-
-def test_npy_output_of_a_result_without_numbers_is_refused(tmp_path: Path) -> None:
-    from lossctl.io.atomic import OutputError, write_result
-
-    for array in (None, "cross_entropy", np.array([object()])):
-        with pytest.raises(OutputError, match="not an array of numbers"):
-            write_result(str(tmp_path / "x.npy"), {}, array)
-    assert _leftovers(tmp_path) == [] and not (tmp_path / "x.npy").exists()
-
-
-def test_write_atomic_refuses_directories_and_sockets(tmp_path: Path) -> None:
-    import socket
-
-    from lossctl.io.atomic import OutputError, write_atomic
-
-    def write(handle: IO[bytes]) -> None:
-        handle.write(b"x")
-
-    with pytest.raises(OutputError, match="is a directory"):
-        write_atomic(str(tmp_path), write)
-    with socket.socket(socket.AF_UNIX) as server:
-        server.bind(str(tmp_path / "sock"))
-        with pytest.raises(OutputError, match="not a regular file"):
-            write_atomic(str(tmp_path / "sock"), write)
 
 
 def test_stray_python_warnings_do_not_reach_stderr(tmp_path: Path) -> None:
@@ -691,18 +433,3 @@ def test_help_and_version_into_a_closed_pipe_or_a_full_disk(args: list[str]) -> 
         1,
         "lossctl: error: cannot write to standard output: No space left on device\n",
     )
-
-
-def test_output_on_doctor_and_merge(tmp_path: Path) -> None:
-    doctor = run_lossctl("doctor", LOGITS, LABELS, "--json").document()
-    assert run_lossctl("doctor", LOGITS, LABELS, "-o", str(tmp_path / "d.json")).code == 0
-    assert json.loads((tmp_path / "d.json").read_text()) == doctor
-    refused = run_lossctl("doctor", LOGITS, LABELS, "-o", str(tmp_path / "d.npy"))
-    assert refused.code == 1 and "not an array of numbers" in refused.error_line()
-    assert not (tmp_path / "d.npy").exists() and _leftovers(tmp_path) == []
-    shard = tmp_path / "shard.json"
-    assert run_lossctl("ce", LOGITS, LABELS, "--json", "-o", str(shard)).code == 0
-    merged = run_lossctl("merge", str(shard), str(shard), "--json", "-o", str(tmp_path / "m.npy"))
-    assert merged.code == 0 and merged.stdout == b""
-    loss = np.load(tmp_path / "m.npy")
-    assert loss.shape == () and float(loss) == pytest.approx(3.2654828147938195, rel=1e-15)

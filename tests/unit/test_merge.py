@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,7 @@ from lossctl.core.merge import merge_partials
 from lossctl.errors import InputError
 from lossctl.io.documents import dumps, loss_document, partial_from_document
 from tests.conftest import ROOT
-
-BIN = Path(sys.executable).parent
+from tests.helpers import BIN
 
 
 @settings(max_examples=300, deadline=None)

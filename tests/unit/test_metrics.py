@@ -10,19 +10,17 @@ from typing import Any
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import lossctl.core.metrics as metrics_module
-from lossctl.cli.app import app
 from lossctl.core.losses import cross_entropy, log_softmax
 from lossctl.core.metrics import causal_shift, compute_metrics, unshift_grad
 from lossctl.errors import InputError
 from tests.conftest import ROOT, SEED
+from tests.helpers import run_in_process
 
 LOGITS = str(SEED / "logits.json")
 LABELS = str(SEED / "labels.json")
 MISTAKES = ROOT / "examples" / "mistakes"
-runner = CliRunner()
 
 
 def reference(x: np.ndarray, y: np.ndarray, k: int, ignore_index: int = -100) -> dict[str, Any]:
@@ -207,14 +205,10 @@ def test_unshift_grad_pads_the_last_position() -> None:
 # ---- the CLI ----------------------------------------------------------------------------------
 
 
-def invoke(*args: str) -> Any:
-    return runner.invoke(app, list(args))
-
-
 def test_cli_metrics_json() -> None:
-    result = invoke("ce", LOGITS, LABELS, "--metrics", "--json")
-    assert result.exit_code == 0, result.output
-    document = json.loads(result.stdout)
+    result = run_in_process("ce", LOGITS, LABELS, "--metrics", "--json")
+    assert result.code == 0, result.err
+    document = json.loads(result.out)
     metrics = document["metrics"]
     assert metrics["perplexity"] == pytest.approx(math.exp(document["loss"]), rel=1e-14)
     assert metrics["topk"] == {"k": 5, "accuracy": 1.0}
@@ -222,30 +216,30 @@ def test_cli_metrics_json() -> None:
 
 
 def test_cli_topk_implies_metrics_and_must_be_positive() -> None:
-    document = json.loads(invoke("ce", LOGITS, LABELS, "--topk", "2", "--json").stdout)
+    document = json.loads(run_in_process("ce", LOGITS, LABELS, "--topk", "2", "--json").out)
     assert document["metrics"]["topk"] == {"k": 2, "accuracy": 0.5}
-    assert invoke("ce", LOGITS, LABELS, "--topk", "0").exit_code == 2
+    assert run_in_process("ce", LOGITS, LABELS, "--topk", "0").code == 2
 
 
 def test_cli_metrics_tables_follow_the_result() -> None:
-    result = invoke("ce", LOGITS, LABELS, "--metrics")
-    out = result.stdout
-    assert result.exit_code == 0
+    result = run_in_process("ce", LOGITS, LABELS, "--metrics")
+    out = result.out
+    assert result.code == 0
     assert out.index("cross-entropy") < out.index("perplexity") < out.index("per target class")
     assert "26.1928" in out  # exp(3.2655)
 
 
 def test_cli_nll_metrics_say_perplexity_is_not_available_on_logits() -> None:
-    out = invoke("nll", LOGITS, LABELS, "--metrics").stdout
+    out = run_in_process("nll", LOGITS, LABELS, "--metrics").out
     assert "n/a (the input is not log-probabilities" in out
 
 
 def test_cli_shift_metrics_give_the_perplexity_of_a_text() -> None:
     logits = str(MISTAKES / "lm-logits.npy")
     ids = str(MISTAKES / "lm-ids.npy")
-    result = invoke("ce", logits, ids, "--shift", "--metrics", "--json")
-    assert result.exit_code == 0, result.output
-    document = json.loads(result.stdout)
+    result = run_in_process("ce", logits, ids, "--shift", "--metrics", "--json")
+    assert result.code == 0, result.err
+    document = json.loads(result.out)
     x = np.load(logits)
     y = np.load(ids)
     hf = cross_entropy(x[..., :-1, :].reshape(-1, x.shape[-1]), y[..., 1:].reshape(-1), class_dim=1)
@@ -257,7 +251,7 @@ def test_cli_shift_metrics_give_the_perplexity_of_a_text() -> None:
 def test_cli_shift_errors_are_one_line_exit_1(tmp_path: Path) -> None:
     np.save(tmp_path / "x.npy", np.zeros((2, 3, 4)))
     np.save(tmp_path / "y.npy", np.zeros((2, 4), dtype=int))
-    result = invoke("ce", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "--shift")
-    assert result.exit_code == 1
-    assert result.stderr.startswith("lossctl: error: --shift needs token ids of shape (2, 3)")
-    assert result.stdout == ""
+    result = run_in_process("ce", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "--shift")
+    assert result.code == 1
+    assert result.err.startswith("lossctl: error: --shift needs token ids of shape (2, 3)")
+    assert result.out == ""

@@ -9,18 +9,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from lossctl.cli.app import app
 from lossctl.core.grad import loss_grad
 from lossctl.core.losses import loss_result
 from tests.conftest import ROOT, SEED, decode
+from tests.helpers import run_in_process
 
 GRAD_CASES_FILE = ROOT / "tests" / "data" / "grad_cases.json"
 CASES: list[dict[str, Any]] = json.loads(GRAD_CASES_FILE.read_text())["cases"]
 LOGITS = str(SEED / "logits.json")
 LABELS = str(SEED / "labels.json")
-runner = CliRunner()
 
 
 def arrays(case: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -129,10 +127,7 @@ def test_gradient_equals_finite_differences(seed: int) -> None:
 
 
 def cli_json(*args: str) -> dict[str, Any]:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    document: dict[str, Any] = json.loads(result.stdout)
-    return document
+    return run_in_process(*args).document()
 
 
 def test_cli_grad_json_matches_torch_on_the_seed() -> None:
@@ -165,9 +160,9 @@ def test_cli_grad_through_files(case: dict[str, Any], tmp_path: Path) -> None:
 
 
 def test_cli_grad_table_after_the_result() -> None:
-    result = runner.invoke(app, ["ce", LOGITS, LABELS, "--grad"])
-    assert result.exit_code == 0
-    out = result.stdout
+    result = run_in_process("ce", LOGITS, LABELS, "--grad")
+    assert result.code == 0
+    out = result.out
     assert out.index("loss") < out.index("gradient d loss / d input, shape (3, 2)")
     assert "-0.4972" in out and "0.3778" in out
 
@@ -176,7 +171,7 @@ def test_cli_grad_of_reduction_none_is_the_gradient_of_the_sum() -> None:
     none = cli_json("ce", LOGITS, LABELS, "--grad", "-r", "none", "--json")
     total = cli_json("ce", LOGITS, LABELS, "--grad", "-r", "sum", "--json")
     assert none["grad"] == total["grad"]
-    text = runner.invoke(app, ["ce", LOGITS, LABELS, "--grad", "-r", "none"]).stdout
+    text = run_in_process("ce", LOGITS, LABELS, "--grad", "-r", "none").out
     assert "gradient of the sum" in text
 
 
@@ -204,13 +199,13 @@ def test_explain_gets_a_final_gradient_step() -> None:
     assert steps[-1]["name"] == "gradient"
     np.testing.assert_allclose(steps[-1]["values"]["grad"]["values"], document["grad"])
     assert "grad" in document
-    text = runner.invoke(app, ["ce", LOGITS, LABELS, "--grad", "--explain"]).stdout
+    text = run_in_process("ce", LOGITS, LABELS, "--grad", "--explain").out
     tail = text[text.index("Gradient") :]
     assert "pushes the target logit up" in tail and "-0.4972" in tail
 
 
 def test_nll_explain_gradient_step_says_only_the_target_moves() -> None:
-    text = runner.invoke(app, ["nll", LOGITS, LABELS, "--grad", "--explain"]).stdout
+    text = run_in_process("nll", LOGITS, LABELS, "--grad", "--explain").out
     assert "only that entry has a gradient" in text
 
 

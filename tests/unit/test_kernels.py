@@ -255,11 +255,11 @@ def test_memmapped_npy_gives_the_in_memory_result(tmp_path: Path, mode: str) -> 
     np.testing.assert_array_equal(mapped, x)  # the mapping is intact after the releases
 
 
-def test_memmap_pages_are_released_while_reading(tmp_path: Path) -> None:
+def test_memmap_pages_are_released_while_reading(large_tmp: Path) -> None:
     """Peak RSS of a child reading a 256 MiB memmap grows by far less than the file."""
     if not Path("/proc/self/status").exists():
         pytest.skip("needs /proc to read the peak RSS")
-    path = tmp_path / "big.npy"
+    path = large_tmp / "big.npy"  # removed when the test ends
     rows, classes = 2048, 32768
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, classes))
     for r0 in range(0, rows, 256):

@@ -6,7 +6,7 @@ the app with typer's CliRunner (milliseconds); the cases only a real process can
 (a terminal as stdin, file permissions, click's usage errors printed by ``main()``)
 and every sixth case also run as ``python -m lossctl`` processes, which must print
 exactly what the app printed. The table of docs/errors.md is generated from
-:data:`CASES` and checked against the real messages (``python -m tests.test_hostile``
+:data:`CASES` and checked against the real messages (``python -m tests.cli.test_hostile``
 rewrites it).
 
 The cases run with the working directory set to a scratch directory holding
@@ -20,10 +20,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import pty
 import shutil
 import subprocess
-import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -39,114 +37,10 @@ import typer.testing
 from typer.testing import CliRunner
 
 from lossctl.cli.app import app
-from tests.conftest import ROOT
+from tests.helpers import ROOT, Run, clean_env, lossctl_command, run_lossctl
 
 DOCS = ROOT / "docs" / "errors.md"
 EXIT_CODES = {0, 1, 2}  # what input can cause; 3 (internal error) is always a failure
-
-# Root ignores permission bits, which would make "permission denied" untestable: when
-# running as root, the lossctl process is started without CAP_DAC_OVERRIDE and
-# CAP_DAC_READ_SEARCH (dropped from the capability bounding set before exec), so it
-# meets file permissions like any user.
-_LAUNCHER = """
-import ctypes, os, sys
-if sys.platform.startswith("linux") and os.geteuid() == 0:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
-            libc.prctl(24, capability, 0, 0, 0)  # PR_CAPBSET_DROP
-    except (OSError, AttributeError):
-        pass
-os.execv(sys.executable, [sys.executable, "-m", "lossctl", *sys.argv[1:]])
-"""
-
-
-def lossctl_command(*args: str) -> list[str]:
-    """The argv that runs the real CLI (``python -m lossctl``) subject to file permissions."""
-    return [sys.executable, "-c", _LAUNCHER, *args]
-
-
-def clean_env(**changes: str | None) -> dict[str, str]:
-    """os.environ without colour forcing, with ``changes`` applied (None removes)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR")}
-    env["PYTHONPATH"] = str(ROOT)  # the scratch directory is not the project
-    for name, value in changes.items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    return env
-
-
-@dataclass
-class Run:
-    """A finished lossctl process."""
-
-    args: tuple[str, ...]
-    code: int
-    stdout: bytes
-    stderr: bytes
-
-    @property
-    def err(self) -> str:
-        return self.stderr.decode("utf-8", "replace")
-
-    def error_line(self) -> str:
-        """The one stderr line of a failed run (and check the failure is clean)."""
-        assert self.code != 0, (self.args, self.stdout[:300])
-        assert "Traceback" not in self.err, self.err
-        assert self.stdout == b"", f"stdout must stay empty on error: {self.stdout[:300]!r}"
-        lines = self.err.splitlines()
-        if self.code == 2:  # click's usage error: Usage / Try / (blank) / Error: ...
-            assert lines and lines[-1].startswith("Error: "), self.err
-            return lines[-1]
-        assert len(lines) == 1, f"expected one line on stderr, got {self.err!r}"
-        return lines[0]
-
-    def document(self) -> dict[str, Any]:
-        """The JSON document of a successful run."""
-        assert self.code == 0, self.err
-        assert "Traceback" not in self.err
-        document: dict[str, Any] = json.loads(self.stdout)
-        return document
-
-
-def run_lossctl(
-    *args: str,
-    cwd: Path | str = ROOT,
-    stdin: bytes | str | None = None,
-    env: dict[str, str] | None = None,
-    timeout: float = 60,
-) -> Run:
-    """Run the real CLI; ``stdin="tty"`` gives it a pseudo-terminal as standard input."""
-    command = lossctl_command(*args)
-    environment = clean_env() if env is None else env
-    if stdin == "tty":
-        primary, secondary = pty.openpty()
-        try:
-            proc = subprocess.run(
-                command,
-                stdin=secondary,
-                capture_output=True,
-                cwd=cwd,
-                env=environment,
-                timeout=timeout,
-            )
-        finally:
-            os.close(primary)
-            os.close(secondary)
-    else:
-        assert not isinstance(stdin, str)
-        proc = subprocess.run(
-            command,
-            input=stdin if stdin is not None else b"",
-            capture_output=True,
-            cwd=cwd,
-            env=environment,
-            timeout=timeout,
-        )
-    return Run(tuple(args), proc.returncode, proc.stdout, proc.stderr)
-
 
 # ---- reference numbers for the cases that must succeed --------------------------------------
 
@@ -1097,7 +991,8 @@ def test_every_documented_message_is_the_real_one(outcomes: dict[str, Run]) -> N
     assert begin in actual and end in actual, "docs/errors.md lost its table markers"
     table = actual.split(begin, 1)[1].split(end, 1)[0]
     assert table == expected, (
-        "docs/errors.md is out of date: regenerate the table with `python -m tests.test_hostile`"
+        "docs/errors.md is out of date: regenerate the table with "
+        "`python -m tests.cli.test_hostile`"
     )
 
 

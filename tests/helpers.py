@@ -1,0 +1,207 @@
+"""What the tests share: the seed paths, the two ways to run the CLI, and clean environments.
+
+- :func:`run_in_process`: the app through :func:`lossctl.cli.process.run_cli` with an
+  injected :class:`~lossctl.cli.streams.Environment` (``io.BytesIO``/``io.StringIO``);
+  milliseconds, and it sees what a process would (exit codes included).
+- :func:`run_lossctl`: a real ``python -m lossctl`` process (subject to file permissions
+  even as root); for signals, pipes, terminals, file names and ``main()`` itself.
+
+Both return a :class:`Run`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import pty
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "examples" / "seed"
+LOGITS = str(SEED / "logits.json")
+LABELS = str(SEED / "labels.json")
+INPUTS = ROOT / "tests" / "inputs"
+BIN = Path(sys.executable).parent  # the virtual environment's scripts (the `lossctl` script)
+
+# Root ignores permission bits, which would make "permission denied" untestable: when
+# running as root, the lossctl process is started without CAP_DAC_OVERRIDE and
+# CAP_DAC_READ_SEARCH (dropped from the capability bounding set before exec), so it
+# meets file permissions like any user.
+_LAUNCHER = """
+import ctypes, os, sys
+if sys.platform.startswith("linux") and os.geteuid() == 0:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+            libc.prctl(24, capability, 0, 0, 0)  # PR_CAPBSET_DROP
+    except (OSError, AttributeError):
+        pass
+os.execv(sys.executable, [sys.executable, "-m", "lossctl", *sys.argv[1:]])
+"""
+
+
+def lossctl_command(*args: str) -> list[str]:
+    """The argv that runs the real CLI (``python -m lossctl``) subject to file permissions."""
+    return [sys.executable, "-c", _LAUNCHER, *args]
+
+
+def clean_env(**changes: str | None) -> dict[str, str]:
+    """os.environ without colour forcing, with ``changes`` applied (None removes)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR")}
+    env["PYTHONPATH"] = str(ROOT)  # the scratch directory is not the project
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+@dataclass
+class Run:
+    """A finished lossctl run (a process, or the app in-process)."""
+
+    args: tuple[str, ...]
+    code: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def out(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+    @property
+    def err(self) -> str:
+        return self.stderr.decode("utf-8", "replace")
+
+    def error_line(self) -> str:
+        """The one stderr line of a failed run (and check the failure is clean)."""
+        assert self.code != 0, (self.args, self.stdout[:300])
+        assert "Traceback" not in self.err, self.err
+        assert self.stdout == b"", f"stdout must stay empty on error: {self.stdout[:300]!r}"
+        lines = self.err.splitlines()
+        if self.code == 2:  # click's usage error: Usage / Try / (blank) / Error: ...
+            assert lines and lines[-1].startswith("Error: "), self.err
+            return lines[-1]
+        assert len(lines) == 1, f"expected one line on stderr, got {self.err!r}"
+        return lines[0]
+
+    def document(self) -> dict[str, Any]:
+        """The JSON document of a successful run."""
+        assert self.code == 0, self.err
+        assert "Traceback" not in self.err
+        document: dict[str, Any] = json.loads(self.stdout)
+        return document
+
+
+def run_lossctl(
+    *args: str,
+    cwd: Path | str = ROOT,
+    stdin: bytes | str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> Run:
+    """Run the real CLI; ``stdin="tty"`` gives it a pseudo-terminal as standard input."""
+    command = lossctl_command(*args)
+    environment = clean_env() if env is None else env
+    if stdin == "tty":
+        primary, secondary = pty.openpty()
+        try:
+            proc = subprocess.run(
+                command,
+                stdin=secondary,
+                capture_output=True,
+                cwd=cwd,
+                env=environment,
+                timeout=timeout,
+            )
+        finally:
+            os.close(primary)
+            os.close(secondary)
+    else:
+        assert not isinstance(stdin, str)
+        proc = subprocess.run(
+            command,
+            input=stdin if stdin is not None else b"",
+            capture_output=True,
+            cwd=cwd,
+            env=environment,
+            timeout=timeout,
+        )
+    return Run(tuple(args), proc.returncode, proc.stdout, proc.stderr)
+
+
+@contextlib.contextmanager
+def environ(**changes: str | None) -> Iterator[None]:
+    """``os.environ`` with ``changes`` applied (None removes) for the block."""
+    saved = dict(os.environ)
+    try:
+        for name, value in changes.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def run_in_process(
+    *args: str, stdin: bytes | None = b"", stdout: bool = True, **env: str | None
+) -> Run:
+    """Run the app in this process with injected streams; what a process would print.
+
+    ``stdin``: the bytes on standard input (``None``: stdin closed, as ``<&-``);
+    ``stdout=False``: standard output closed (``>&-``); ``env``: changes to the
+    environment variables for the run. As for :func:`run_lossctl`, colour forcing is
+    removed, and the console is 80 columns unless ``COLUMNS`` says otherwise (a process
+    whose output is captured gets rich's default 80). What click and rich print
+    themselves (usage errors, ``--help``) goes to ``sys.stdout``/``sys.stderr``, which
+    are pointed at the same streams meanwhile. Python warnings are restored afterwards.
+    """
+    from lossctl.cli.process import run_cli
+    from lossctl.cli.streams import Environment
+
+    out, err = io.StringIO(), io.StringIO()
+    environment = Environment(
+        stdin=None if stdin is None else io.BytesIO(stdin),
+        stdout=out if stdout else None,
+        stderr=err,
+    )
+    changes: dict[str, str | None] = {"FORCE_COLOR": None, "NO_COLOR": None}
+    changes["COLUMNS"] = os.environ.get("COLUMNS", "80")
+    with (
+        environ(**(changes | env)),
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(out if stdout else io.StringIO()),
+        contextlib.redirect_stderr(err),
+    ):
+        code = run_cli(list(args), environment)
+    return Run(tuple(args), int(code), out.getvalue().encode(), err.getvalue().encode())
+
+
+def leftovers(directory: Path) -> list[str]:
+    """The temporary files (``*.tmp``) an atomic write left in ``directory``."""
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+def run_shell(
+    script: str, cwd: Path | str, timeout: float = 120
+) -> subprocess.CompletedProcess[bytes]:
+    """A real bash with only the virtual environment's scripts on PATH (globs, pipes, xargs)."""
+    return subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        cwd=cwd,
+        env={"PATH": f"{BIN}:/usr/bin:/bin"},
+        timeout=timeout,
+    )
