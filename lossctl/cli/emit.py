@@ -6,12 +6,19 @@ a quiet exit 141 and a full disk one error line.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from lossctl.cli.display import current as current_display
 from lossctl.cli.options import OutputOptions
 from lossctl.cli.streams import stdout_encoding, write_stdout
 
 if TYPE_CHECKING:
+    from rich.console import Console, ConsoleOptions
+    from rich.measure import Measurement
+    from rich.segment import Segment
+
     from lossctl.render.results import NumberFormat, Summary
     from lossctl.trace import Edges
 
@@ -55,23 +62,96 @@ def emit_document(document: dict[str, Any], output: OutputOptions, array: Any = 
     write_stdout(json_for_encoding(dumps(document), stdout_encoding()))
 
 
+def console(*, soft_wrap: bool = False, width: int | None = None) -> Console:
+    """A console for stdout with this run's ``--color``: auto follows the terminal and NO_COLOR,
+    always forces colour (for ``less -R``; NO_COLOR too), never prints no escape codes."""
+    from rich.console import Console
+
+    color = current_display().options.color.value
+    if color == "always":
+        return Console(
+            highlight=False, soft_wrap=soft_wrap, width=width, force_terminal=True, no_color=False
+        )
+    if color == "never":
+        return Console(highlight=False, soft_wrap=soft_wrap, width=width, color_system=None)
+    return Console(highlight=False, soft_wrap=soft_wrap, width=width)
+
+
 def emit_rich(renderable: Any, *, soft_wrap: bool = False) -> None:
     """Print a table at its natural width at least, so that nothing is cut to fit.
 
     rich fits tables to the terminal (or ``COLUMNS``) by truncating cells ("3.26…")
     or dropping whole columns; numbers must never be shortened, so a narrow terminal
     gets lines it wraps instead. Renderables that expand to any width keep the
-    terminal's. ``soft_wrap``: print lines as they are and let the terminal wrap them.
+    terminal's. ``soft_wrap``: into a pipe, print lines as they are (one line per
+    doctor finding, for grep); on a terminal, the renderable wraps at its width.
+    Trailing spaces (rich pads table lines to the table's width) are dropped.
     """
-    from rich.console import Console
     from rich.measure import Measurement
 
-    console = Console(highlight=False, soft_wrap=soft_wrap)
-    if not soft_wrap:  # soft-wrapped text is never cut; tables are measured
+    out = console()
+    soft_wrap = soft_wrap and not out.is_terminal
+    if soft_wrap:  # soft-wrapped text is never cut; tables are measured
+        out = console(soft_wrap=True)
+    else:
         limit = 1 << 16
-        natural = Measurement.get(console, console.options.update_width(limit), renderable).maximum
-        if console.width < natural < limit:
-            console = Console(highlight=False, width=natural)
-    with console.capture() as captured:
-        console.print(renderable)
-    write_stdout(captured.get())
+        natural = Measurement.get(out, out.options.update_width(limit), renderable).maximum
+        if out.width < natural < limit:
+            out = console(width=natural)
+    with out.capture() as captured:
+        out.print(renderable)
+    current_display().drawn.append((renderable, out.width, soft_wrap))
+    write_stdout(without_trailing_spaces(captured.get()))
+
+
+_TRAILING = re.compile(r"(?:[ \t]|\x1b\[[0-9;]*m)+$", re.M)
+_SPACES = re.compile(r"[ \t]+")
+
+
+def without_trailing_spaces(text: str) -> str:
+    """``text`` with no white space at the end of any line (colour codes there are kept)."""
+    return _TRAILING.sub(lambda tail: _SPACES.sub("", tail.group()), text)
+
+
+def exported(drawn: list[tuple[Any, int, bool]], path: str, *, plain: bool) -> str:
+    """What was drawn, rendered again into a recording console, as SVG, HTML or text.
+
+    The same widths as on the terminal; in colour unless ``plain`` (``--color never``).
+    """
+    import io
+
+    from rich.console import Console
+
+    recorder = Console(
+        record=True,
+        file=io.StringIO(),
+        width=max(width for _, width, _ in drawn),
+        force_terminal=True,
+        color_system="truecolor",
+        highlight=False,
+    )
+    for renderable, width, soft_wrap in drawn:
+        recorder.print(Plain(renderable) if plain else renderable, width=width, soft_wrap=soft_wrap)
+    suffix = path.lower().rsplit(".", 1)[-1]
+    if suffix == "svg":
+        return recorder.export_svg(title="lossctl")
+    if suffix == "html":
+        return recorder.export_html()
+    return without_trailing_spaces(recorder.export_text())
+
+
+class Plain:
+    """A renderable drawn without styles (``--color never`` in an export)."""
+
+    def __init__(self, renderable: Any) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        from rich.segment import Segment
+
+        yield from Segment.strip_styles(console.render(self.renderable, options))
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        from rich.measure import Measurement
+
+        return Measurement.get(console, options, self.renderable)
