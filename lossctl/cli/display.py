@@ -14,15 +14,21 @@ import contextvars
 import dataclasses
 import functools
 import inspect
+import re
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from lossctl.cli.options import OUTPUT
+
+if TYPE_CHECKING:
+    from rich.console import Console, ConsoleOptions
+    from rich.measure import Measurement
+    from rich.segment import Segment
 
 EXPORT_FORMATS = (".svg", ".html", ".txt")
 
@@ -162,7 +168,6 @@ def export(display: Display) -> None:
 
         warn(f"--export {path}: nothing was drawn (--json prints JSON only), no file written")
         return
-    from lossctl.cli.emit import exported
     from lossctl.io.atomic import write_atomic
 
     data = exported(display.drawn, path, plain=display.options.color == Color.never).encode()
@@ -171,3 +176,57 @@ def export(display: Display) -> None:
         file.write(data)
 
     write_atomic(path, write)
+
+
+_TRAILING = re.compile(r"(?:[ \t]|\x1b\[[0-9;]*m)+$", re.M)
+_SPACES = re.compile(r"[ \t]+")
+
+
+def without_trailing_spaces(text: str) -> str:
+    """``text`` with no white space at the end of any line (colour codes there are kept)."""
+    return _TRAILING.sub(lambda tail: _SPACES.sub("", tail.group()), text)
+
+
+def exported(drawn: list[tuple[Any, int, bool]], path: str, *, plain: bool) -> str:
+    """What was drawn, rendered again into a recording console, as SVG, HTML or text.
+
+    The same widths as on the terminal; in colour unless ``plain`` (``--color never``).
+    Doctor findings wrap as on a terminal (an SVG would cut a long line).
+    """
+    import io
+
+    from rich.console import Console
+
+    recorder = Console(
+        record=True,
+        file=io.StringIO(),
+        width=max(width for _, width, _ in drawn),
+        force_terminal=True,
+        color_system="truecolor",
+        highlight=False,
+    )
+    for renderable, width, _ in drawn:  # wrapped as on a terminal, even if stdout is a pipe
+        recorder.print(Plain(renderable) if plain else renderable, width=width)
+    suffix = path.lower().rsplit(".", 1)[-1]
+    if suffix == "svg":
+        return recorder.export_svg(title="lossctl")
+    if suffix == "html":
+        return recorder.export_html()
+    return without_trailing_spaces(recorder.export_text())
+
+
+class Plain:
+    """A renderable drawn without styles (``--color never`` in an export)."""
+
+    def __init__(self, renderable: Any) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        from rich.segment import Segment
+
+        yield from Segment.strip_styles(console.render(self.renderable, options))
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        from rich.measure import Measurement
+
+        return Measurement.get(console, options, self.renderable)

@@ -6,18 +6,15 @@ a quiet exit 141 and a full disk one error line.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from lossctl.cli.display import current as current_display
+from lossctl.cli.display import without_trailing_spaces
 from lossctl.cli.options import OutputOptions
 from lossctl.cli.streams import stdout_encoding, write_stdout
 
 if TYPE_CHECKING:
-    from rich.console import Console, ConsoleOptions
-    from rich.measure import Measurement
-    from rich.segment import Segment
+    from rich.console import Console
 
     from lossctl.render.results import NumberFormat, Summary
     from lossctl.trace import Edges
@@ -102,56 +99,3 @@ def emit_rich(renderable: Any, *, soft_wrap: bool = False) -> None:
         out.print(renderable)
     current_display().drawn.append((renderable, out.width, soft_wrap))
     write_stdout(without_trailing_spaces(captured.get()))
-
-
-_TRAILING = re.compile(r"(?:[ \t]|\x1b\[[0-9;]*m)+$", re.M)
-_SPACES = re.compile(r"[ \t]+")
-
-
-def without_trailing_spaces(text: str) -> str:
-    """``text`` with no white space at the end of any line (colour codes there are kept)."""
-    return _TRAILING.sub(lambda tail: _SPACES.sub("", tail.group()), text)
-
-
-def exported(drawn: list[tuple[Any, int, bool]], path: str, *, plain: bool) -> str:
-    """What was drawn, rendered again into a recording console, as SVG, HTML or text.
-
-    The same widths as on the terminal; in colour unless ``plain`` (``--color never``).
-    """
-    import io
-
-    from rich.console import Console
-
-    recorder = Console(
-        record=True,
-        file=io.StringIO(),
-        width=max(width for _, width, _ in drawn),
-        force_terminal=True,
-        color_system="truecolor",
-        highlight=False,
-    )
-    for renderable, width, soft_wrap in drawn:
-        recorder.print(Plain(renderable) if plain else renderable, width=width, soft_wrap=soft_wrap)
-    suffix = path.lower().rsplit(".", 1)[-1]
-    if suffix == "svg":
-        return recorder.export_svg(title="lossctl")
-    if suffix == "html":
-        return recorder.export_html()
-    return without_trailing_spaces(recorder.export_text())
-
-
-class Plain:
-    """A renderable drawn without styles (``--color never`` in an export)."""
-
-    def __init__(self, renderable: Any) -> None:
-        self.renderable = renderable
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
-        from rich.segment import Segment
-
-        yield from Segment.strip_styles(console.render(self.renderable, options))
-
-    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
-        from rich.measure import Measurement
-
-        return Measurement.get(console, options, self.renderable)

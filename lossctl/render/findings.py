@@ -73,7 +73,7 @@ class FindingsView:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         for finding in self.findings:
             line = finding_line(finding)
-            if console.soft_wrap:
+            if console.soft_wrap or options.no_wrap:
                 yield line
                 continue
             first = line.wrap(console, options.max_width)[0]

@@ -12,21 +12,16 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from rich import box
+from rich.cells import cell_len
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from lossctl.core.losses import LossResult
 from lossctl.core.merge import Merged
+from lossctl.render.i18n import t, tr
 
 ELLIPSIS = "…"
-OP_TITLES = {
-    "cross_entropy": "cross-entropy",
-    "nll_loss": "NLL loss",
-    "softmax": "softmax",
-    "log_softmax": "log-softmax",
-    "log": "log",
-}
 
 
 @dataclass(frozen=True)
@@ -94,14 +89,14 @@ def array_grid(
     cols = kept_indices(grid.shape[1], summary.edge_cols)
     if caption is None and array.ndim >= 2:
         leading = ", ".join(map(str, range(array.ndim - 1)))
-        caption = f"rows: axis {leading}; columns: axis {array.ndim - 1}"
+        caption = t("result.grid_caption", rows=leading, columns=array.ndim - 1)
     table = Table(
         title=title,
         caption=caption,
         box=box.SIMPLE_HEAD,
         title_justify="left",
         caption_justify="left",
-        min_width=max(len(title), len(caption or "")) + 2,
+        min_width=max(cell_len(title), cell_len(caption or "")) + 2,
     )
     if array.ndim >= 2:
         table.add_column("", style="dim", justify="right")
@@ -127,7 +122,7 @@ def facts_table(title: str, facts: Sequence[tuple[str, str | Text]]) -> Table:
         box=box.SIMPLE,
         show_header=False,
         title_justify="left",
-        min_width=len(title) + 2,
+        min_width=cell_len(title) + 2,
     )
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -143,11 +138,10 @@ def shape_text(shape: Sequence[int]) -> str:
 def denominator_text(result: LossResult, weighted: bool) -> str:
     """What the mean divides by, in words."""
     if result.target_kind == "probabilities":
-        return f"{result.count} positions (probability targets: N·d1·…·dk)"
-    targets = "target" if result.count == 1 else "targets"
-    if weighted:
-        return f"Σ w[target] over {result.count} counted {targets}"
-    return f"{result.count} counted {targets}"
+        return t("result.denominator.positions", count=result.count)
+    targets = t("result.target" if result.count == 1 else "result.targets_plural")
+    key = "result.denominator.weights" if weighted else "result.denominator.count"
+    return t(key, count=result.count, targets=targets)
 
 
 def loss_view(
@@ -159,27 +153,36 @@ def loss_view(
     weighted: bool,
 ) -> RenderableType:
     """The result table of ``ce`` / ``nll``: the loss and what it was computed from."""
-    title = OP_TITLES[result.op]
+    title = t(f"result.{result.op}")
+    classes = result.input_shape[result.class_dim]
     facts: list[tuple[str, str | Text]] = []
     if result.reduction != "none":
-        facts.append(("loss", Text(fmt(float(result.loss)), style="bold green")))
+        facts.append((t("result.loss"), Text(fmt(float(result.loss)), style="bold green")))
     facts += [
-        ("reduction", result.reduction),
-        ("input shape", shape_text(result.input_shape)),
-        ("class axis", f"{result.class_dim} ({result.input_shape[result.class_dim]} classes)"),
-        ("targets", result.target_kind),
-        ("counted", str(result.count)),
-        ("ignored", str(result.ignored)),
-        ("sum", fmt(result.total)),
-        ("denominator", f"{fmt(result.denominator)} = {denominator_text(result, weighted)}"),
-        *sources,
+        (t("result.reduction"), result.reduction),
+        (t("result.input_shape"), shape_text(result.input_shape)),
+        (
+            t("result.class_axis"),
+            t("result.class_axis_value", axis=result.class_dim, classes=classes),
+        ),
+        (t("result.targets"), result.target_kind),
+        (t("result.counted"), str(result.count)),
+        (t("result.ignored"), str(result.ignored)),
+        (t("result.sum"), fmt(result.total)),
+        (
+            t("result.denominator"),
+            f"{fmt(result.denominator)} = {denominator_text(result, weighted)}",
+        ),
+        *((tr(name), value) for name, value in sources),
     ]
     parts: list[RenderableType] = [facts_table(title, facts)]
     if result.reduction == "none":
         parts.append(
             array_grid(
                 result.per_position,
-                title=f"{title} per position, shape {shape_text(result.per_position.shape)}",
+                title=t(
+                    "result.per_position", title=title, shape=shape_text(result.per_position.shape)
+                ),
                 fmt=fmt,
                 summary=summary,
             )
@@ -197,11 +200,19 @@ def elementwise_view(
     sources: Sequence[tuple[str, str]],
 ) -> RenderableType:
     """The result of ``softmax``, ``log-softmax`` or ``log``: the array and its axis."""
-    title = OP_TITLES[op]
-    axis = "elementwise" if dim is None else f"{dim} (of {result.ndim})"
-    facts: list[tuple[str, str | Text]] = [("shape", shape_text(result.shape)), ("axis", axis)]
-    facts += sources
-    grid_title = f"{title}, elementwise" if dim is None else f"{title} along axis {dim}"
+    title = t(f"result.{op}")
+    axis = (
+        t("result.elementwise") if dim is None else t("result.axis_of", dim=dim, ndim=result.ndim)
+    )
+    facts: list[tuple[str, str | Text]] = [
+        (t("result.shape"), shape_text(result.shape)),
+        (t("result.axis"), axis),
+    ]
+    facts += [(tr(name), value) for name, value in sources]
+    if dim is None:
+        grid_title = t("result.grid_elementwise", title=title)
+    else:
+        grid_title = t("result.grid_along", title=title, dim=dim)
     grid = array_grid(result, title=grid_title, fmt=fmt, summary=summary)
     return Group(facts_table(title, facts), grid)
 

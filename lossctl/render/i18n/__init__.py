@@ -18,7 +18,9 @@ from lossctl.render.i18n import en, zh
 
 CATALOGUES: dict[str, dict[str, str]] = {"en": en.MESSAGES, "zh": zh.MESSAGES}
 LANGUAGES = tuple(CATALOGUES)
-_BY_TEXT: dict[str, str] = {text: key for key, text in en.MESSAGES.items()}
+_BY_TEXT: dict[str, str] = {}
+for _key, _text in en.MESSAGES.items():
+    _BY_TEXT.setdefault(_text, _key)  # the first id of a text (e.g. "target") translates it
 
 _LANGUAGE: contextvars.ContextVar[str] = contextvars.ContextVar("lossctl_language", default="en")
 
