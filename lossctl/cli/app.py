@@ -13,6 +13,7 @@ import typer
 
 from lossctl import __version__
 from lossctl.cli import commands
+from lossctl.cli.display import with_display
 from lossctl.cli.options import grouped
 from lossctl.cli.streams import write_stdout
 
@@ -57,4 +58,4 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "merge": commands.merge,
 }
 for name, handler in COMMANDS.items():
-    app.command(name)(commands.handles_errors(grouped(handler)))
+    app.command(name)(commands.handles_errors(with_display(grouped(handler))))

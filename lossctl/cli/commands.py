@@ -122,11 +122,11 @@ def kl(
 ) -> None:
     """KL(P_ref ‖ P_other) per position between two models' logits, and its statistics.
 
+    Example: lossctl kl examples/kl/reference.json examples/kl/other.json examples/kl/labels.json
+
     Mean ± standard error, extremes and percentiles of the KL, same top-1, top-5 overlap;
     with LABELS also both perplexities, their ratio and the change in the target token's
     probability. Streams .npy files block by block; shards merge exactly (lossctl merge).
-
-    Example: lossctl kl examples/kl/reference.json examples/kl/other.json examples/kl/labels.json
     """
     from lossctl.cli import kl as kl_command
 
@@ -230,14 +230,14 @@ def doctor(
 ) -> None:
     """Find the classic loss mistakes: one finding per line, with its numbers and the fix.
 
+    Example: lossctl doctor examples/mistakes/probs.json examples/seed/labels.json
+
     Reports what the input holds (logits, probabilities, log-probabilities) and, with
     labels, double softmax, NLL on logits, an ambiguous class axis, every out-of-range
     target, ignore_index inside [0, C), all targets ignored, soft targets that do not sum
     to 1, -inf at a target or under label smoothing, and float16 overflow or precision
     loss. Exit status 0 whatever it finds (1 with --strict when there is a warning or
     an error).
-
-    Example: lossctl doctor examples/mistakes/probs.json examples/seed/labels.json
     """
     from lossctl.doctor import diagnose
     from lossctl.render.messages import finding_json, message
@@ -295,10 +295,10 @@ def merge(
 ) -> None:
     """Merge shard results into the loss of all the data, exactly (Σ sums / Σ denominators).
 
+    Example: lossctl merge shard-0.json shard-1.json  (each from lossctl ce ... --json)
+
     kl results merge with kl results only: their exact statistics add up (percentiles
     through the histograms they carry).
-
-    Example: lossctl merge shard-0.json shard-1.json  (each from lossctl ce ... --json)
     """
     from lossctl.core.merge import merge_partials
     from lossctl.io.documents import partial_from_document

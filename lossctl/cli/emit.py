@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lossctl.cli.display import current as current_display
+from lossctl.cli.display import without_trailing_spaces
 from lossctl.cli.options import OutputOptions
 from lossctl.cli.streams import stdout_encoding, write_stdout
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from lossctl.render.results import NumberFormat, Summary
     from lossctl.trace import Edges
 
@@ -55,23 +59,50 @@ def emit_document(document: dict[str, Any], output: OutputOptions, array: Any = 
     write_stdout(json_for_encoding(dumps(document), stdout_encoding()))
 
 
+def console(*, soft_wrap: bool = False, width: int | None = None) -> Console:
+    """A console for stdout with this run's ``--color``: auto follows the terminal and NO_COLOR,
+    always forces colour (for ``less -R``; NO_COLOR too), never prints no escape codes."""
+    from rich.console import Console
+
+    color = current_display().options.color.value
+    if color == "always":
+        return Console(
+            highlight=False,
+            soft_wrap=soft_wrap,
+            width=width,
+            force_terminal=True,
+            no_color=False,
+            emoji=False,
+        )
+    if color == "never":
+        return Console(
+            highlight=False, soft_wrap=soft_wrap, width=width, color_system=None, emoji=False
+        )
+    return Console(highlight=False, soft_wrap=soft_wrap, width=width, emoji=False)
+
+
 def emit_rich(renderable: Any, *, soft_wrap: bool = False) -> None:
     """Print a table at its natural width at least, so that nothing is cut to fit.
 
     rich fits tables to the terminal (or ``COLUMNS``) by truncating cells ("3.26…")
     or dropping whole columns; numbers must never be shortened, so a narrow terminal
     gets lines it wraps instead. Renderables that expand to any width keep the
-    terminal's. ``soft_wrap``: print lines as they are and let the terminal wrap them.
+    terminal's. ``soft_wrap``: into a pipe, print lines as they are (one line per
+    doctor finding, for grep); on a terminal, the renderable wraps at its width.
+    Trailing spaces (rich pads table lines to the table's width) are dropped.
     """
-    from rich.console import Console
     from rich.measure import Measurement
 
-    console = Console(highlight=False, soft_wrap=soft_wrap, emoji=False)
-    if not soft_wrap:  # soft-wrapped text is never cut; tables are measured
+    out = console()
+    soft_wrap = soft_wrap and not out.is_terminal
+    if soft_wrap:  # soft-wrapped text is never cut; tables are measured
+        out = console(soft_wrap=True)
+    else:
         limit = 1 << 16
-        natural = Measurement.get(console, console.options.update_width(limit), renderable).maximum
-        if console.width < natural < limit:
-            console = Console(highlight=False, width=natural, emoji=False)
-    with console.capture() as captured:
-        console.print(renderable)
-    write_stdout(captured.get())
+        natural = Measurement.get(out, out.options.update_width(limit), renderable).maximum
+        if out.width < natural < limit:
+            out = console(width=natural)
+    with out.capture() as captured:
+        out.print(renderable)
+    current_display().drawn.append((renderable, out.width, soft_wrap))
+    write_stdout(without_trailing_spaces(captured.get()))

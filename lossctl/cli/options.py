@@ -63,8 +63,7 @@ FilesArgument = Annotated[
     list[str] | None,
     typer.Argument(
         metavar="INPUT LABELS",
-        help="The input and its labels (JSON, CSV, NPY, NPZ, or '-'); for many shards, glob "
-        "patterns ('logits-*.npy' 'labels-*.npy') or INPUTS… LABELS…",
+        help="Input and labels (JSON, CSV, NPY, NPZ, or '-'); shards: globs or INPUTS… LABELS…",
         show_default=False,
     ),
 ]
@@ -78,7 +77,7 @@ KeyOption = Annotated[
     str | None,
     typer.Option(
         "--key",
-        help="Array to take from an NPZ file or a JSON object (or FILE:KEY).",
+        help="Array in an NPZ or JSON object (or FILE:KEY).",
         rich_help_panel=INPUT,
     ),
 ]
@@ -86,16 +85,13 @@ HeaderOption = Annotated[
     Header,
     typer.Option(
         "--header",
-        help="CSV: is the first line column names? auto: yes for names and for pandas' "
-        "0,1,… over non-integer data (a note on stderr says which rule fired).",
+        help="CSV: is the first line column names? (auto: names, or pandas' 0,1,…)",
         rich_help_panel=INPUT,
     ),
 ]
 JsonOption = Annotated[
     bool,
-    typer.Option(
-        "--json", help="Print one JSON document on stdout and nothing else.", rich_help_panel=OUTPUT
-    ),
+    typer.Option("--json", help="Print one JSON document only.", rich_help_panel=OUTPUT),
 ]
 OutputPathOption = Annotated[
     str | None,
@@ -103,8 +99,7 @@ OutputPathOption = Annotated[
         "--output",
         "-o",
         callback=check_output_option,
-        help="Also write the result to FILE, atomically: the array if FILE ends in .npy "
-        "(np.save), else the --json document. With --json, nothing is printed.",
+        help="Also write the result to FILE: .npy the array, else the --json document.",
         rich_help_panel=OUTPUT,
     ),
 ]
@@ -124,9 +119,7 @@ StrictOption = Annotated[
 ]
 LabelSmoothingOption = Annotated[
     float,
-    typer.Option(
-        "--label-smoothing", help="Smoothing ε in [0, 1] (cross-entropy).", rich_help_panel=LOSS
-    ),
+    typer.Option("--label-smoothing", help="Smoothing ε in [0, 1].", rich_help_panel=LOSS),
 ]
 
 
@@ -139,7 +132,7 @@ class TargetOptions:
         typer.Option(
             "--class-dim",
             "-d",
-            help="Axis of the input that holds the classes. Default: inferred from the shapes.",
+            help="The class axis (default: inferred from the shapes).",
             rich_help_panel=LOSS,
         ),
     ] = None
@@ -147,7 +140,7 @@ class TargetOptions:
         int,
         typer.Option(
             "--ignore-index",
-            help="Target value that is skipped (PyTorch's default).",
+            help="Target value that is skipped.",
             rich_help_panel=LOSS,
         ),
     ] = -100
@@ -156,7 +149,7 @@ class TargetOptions:
         typer.Option(
             "--weight",
             "-w",
-            help="Class weights: a file, or an inline list like 1,2,0.5.",
+            help="Class weights: a file or 1,2,0.5.",
             rich_help_panel=LOSS,
         ),
     ] = None
@@ -179,7 +172,7 @@ class LossOptions:
         typer.Option(
             "--reduction",
             "-r",
-            help="mean, sum, or none (one loss per position).",
+            help="mean, sum, or none (per position).",
             rich_help_panel=LOSS,
         ),
     ] = Reduction.mean
@@ -187,8 +180,7 @@ class LossOptions:
         Precision,
         typer.Option(
             "--precision",
-            help="auto: float32 inputs use float32 exp with float64 sums (within 5e-7 "
-            "relative); float64: every step in float64.",
+            help="auto: float32 exp, float64 sums (5e-7); float64: all float64.",
             rich_help_panel=LOSS,
         ),
     ] = Precision.auto
@@ -196,7 +188,7 @@ class LossOptions:
         str | None,
         typer.Option(
             "--manifest",
-            help="A file listing shards, one 'INPUT LABELS' pair per line.",
+            help="File of 'INPUT LABELS' lines.",
             rich_help_panel=INPUT,
         ),
     ] = None
@@ -210,8 +202,7 @@ class LossOptions:
             "--scheduler",
             envvar="DASK_SCHEDULER_ADDRESS",
             show_envvar=True,
-            help="Score the shards on a Dask cluster: tcp://HOST:PORT, or local:N for N worker "
-            "processes here (needs pip install 'lossctl[dask]').",
+            help="Dask cluster: tcp://HOST:PORT or local:N (the dask extra).",
             rich_help_panel=INPUT,
         ),
     ] = None
@@ -248,8 +239,7 @@ class ExtraOptions:
         bool,
         typer.Option(
             "--grad",
-            help="Also give d loss / d input, as torch.autograd does (ignored positions get 0; "
-            "with --reduction none, the gradient of the sum).",
+            help="Also give d loss / d input, as torch.autograd does.",
             rich_help_panel=EXTRAS,
         ),
     ] = False
@@ -257,8 +247,7 @@ class ExtraOptions:
         bool,
         typer.Option(
             "--metrics",
-            help="Also give perplexity exp(mean NLL), accuracy, top-k accuracy, mean entropy "
-            "and a per-class breakdown (unweighted, unsmoothed, over counted positions).",
+            help="Also perplexity, accuracy, top-k accuracy, entropy, per-class table.",
             rich_help_panel=EXTRAS,
         ),
     ] = False
@@ -275,9 +264,7 @@ class ExtraOptions:
         bool,
         typer.Option(
             "--shift",
-            help="Causal LM (Hugging Face): logits (N, L, C) or (L, C) with classes last, labels "
-            "(N, L) or (L,) token ids; logits at t predict label t+1, so the last logit position "
-            "and the first label are dropped along the sequence axis (the last non-class axis).",
+            help="Causal LM: logits (N, L, C) at t predict labels (N, L) at t+1 (HF).",
             rich_help_panel=EXTRAS,
         ),
     ] = False
@@ -304,7 +291,7 @@ class OutputOptions:
         bool,
         typer.Option(
             "--full",
-            help="Show every number instead of summarising large arrays.",
+            help="Show every number.",
             rich_help_panel=OUTPUT,
         ),
     ] = False
@@ -312,7 +299,7 @@ class OutputOptions:
         bool,
         typer.Option(
             "--explain",
-            help="Show every intermediate step as tables (with --json: add a 'steps' array).",
+            help="Show every step as tables (--json: a 'steps' array).",
             rich_help_panel=OUTPUT,
         ),
     ] = False

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from lossctl.render.blocks import FirstFit, bar
 from lossctl.render.explain_data import equation, remark_text
+from lossctl.render.i18n import t, tr
 from lossctl.render.results import NumberFormat
 from lossctl.trace.model import ELLIPSIS, Column, LossStats, Step, Trace
 
@@ -88,7 +89,10 @@ def is_compact(trace: Trace) -> bool:
 
 def _axis_text(trace: Trace, axes: range | list[int]) -> str:
     names = trace.layout.axis_names
-    parts = [names[a] if names[a].startswith("axis") else f"{names[a]} (axis {a})" for a in axes]
+    parts = [
+        names[a] if names[a].startswith("axis") else t("legend.axis", name=tr(names[a]), axis=a)
+        for a in axes
+    ]
     return ", ".join(parts)
 
 
@@ -98,15 +102,15 @@ def legend(trace: Trace) -> Text:
     ndim = len(layout.shape)
     parts: list[str] = []
     if ndim >= 2:
-        parts.append(f"rows: {_axis_text(trace, range(ndim - 1))}")
+        parts.append(t("legend.rows", axes=_axis_text(trace, range(ndim - 1))))
     if ndim >= 1:
-        parts.append(f"columns: {_axis_text(trace, [ndim - 1])}")
+        parts.append(t("legend.columns", axes=_axis_text(trace, [ndim - 1])))
     if trace.targets == "indices":
-        parts.append("* = target class")
+        parts.append(t("legend.target"))
         if trace.ignored_positions.any() or trace.ignored_cells.any():
-            parts.append("( ) = ignored position")
+            parts.append(t("legend.ignored"))
     if layout.summarised or layout.positions_summarised:
-        parts.append(f"{ELLIPSIS} = elided (--full shows all)")
+        parts.append(t("legend.elided"))
     return Text("; ".join(parts), style="dim italic")
 
 
@@ -185,7 +189,7 @@ class FittedGrid:
 def corner(trace: Trace) -> str:
     """The grid's top-left cell: what its rows and its columns are, e.g. ``class ↓  position →``."""
     names = trace.layout.axis_names
-    return f"{', '.join(names[:-1])} ↓  {names[-1]} →"
+    return f"{', '.join(map(tr, names[:-1]))} ↓  {tr(names[-1])} →"
 
 
 def _grid_cells(
@@ -248,7 +252,9 @@ def grid_table(
     if down:
         table.add_column("│", justify="center")
         for column in shown:
-            table.add_column(Text(column.name), justify="right", header_style=f"bold {EXTRA_STYLE}")
+            table.add_column(
+                Text(tr(column.name)), justify="right", header_style=f"bold {EXTRA_STYLE}"
+            )
         if elided:
             table.add_column(ELLIPSIS, justify="right")
     rows: list[list[Cell]] = []
@@ -282,7 +288,7 @@ def _position_row(
     if columns is None:
         kept = iter(range(len(trace.layout.positions)))
         columns = tuple(None if p is None else (p, next(kept)) for p in trace.layout.positions)
-    cells: list[Cell] = [(column.name, f"bold {EXTRA_STYLE}")]
+    cells: list[Cell] = [(tr(column.name), f"bold {EXTRA_STYLE}")]
     for choice in columns:
         if choice is None:
             cells.append((ELLIPSIS + " ", ""))
@@ -309,7 +315,7 @@ def positions_table(trace: Trace, columns: tuple[Column, ...], fmt: NumberFormat
     header = ", ".join(layout.axis_names[a] for a in position_axes) or "position"
     table.add_column(header, justify="right")
     for column in columns:
-        table.add_column(Text(column.name), justify="right", header_style=f"bold {EXTRA_STYLE}")
+        table.add_column(Text(tr(column.name)), justify="right", header_style=f"bold {EXTRA_STYLE}")
     rows: list[list[Cell]] = []
     index = 0
     for position in layout.positions:
@@ -377,7 +383,7 @@ class Heading:
         if step.equals is not None and step.reduction is None and not step.result:
             formula += f" = {fmt(step.equals)}"
         self.title = Text(
-            f"{number}. {step.title}", style="bold yellow" if step.warning else "bold"
+            f"{number}. {tr(step.title)}", style="bold yellow" if step.warning else "bold"
         )
         self.formula = Text(formula, style="bold cyan" if formula != step.formula else "cyan")
 
@@ -406,7 +412,7 @@ def step_body(trace: Trace, step: Step, fmt: NumberFormat) -> list[RenderableTyp
         body.append(legend(trace))  # how to read the grid
     shown = step.key != "input" or step.note != "As given."
     if shown and not (compact and step.key in ("identity", "stats")):
-        body.append(Text(step.note, style="dim"))
+        body.append(Text(tr(step.note), style="dim"))
     if step.grid is not None:
         body.append(FittedGrid(trace, step, fmt, INDENT))
         if step.columns and trace.layout.orientation == "list":

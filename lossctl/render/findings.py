@@ -1,7 +1,7 @@
 """Rich renderables for ``doctor`` findings, ``--metrics`` and ``--grad``.
 
 Nothing here prints: the CLI hands the renderables to a ``rich.console.Console``
-(findings with ``soft_wrap=True``, so each stays on one line).
+(findings with ``soft_wrap=True``: on a pipe each stays on one line).
 """
 
 from __future__ import annotations
@@ -11,26 +11,36 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 from rich import box
-from rich.console import Group, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from lossctl.core.metrics import Metrics
 from lossctl.doctor.findings import Finding
+from lossctl.render.i18n import t
 from lossctl.render.messages import message
 from lossctl.render.results import NumberFormat, Summary, array_grid, facts_table, shape_text
 
 PER_CLASS_ROWS = 20
+SEVERITY_WIDTH = 8  # terminal cells of the severity column, and the hanging indent
 SEVERITY_STYLES = {"info": "cyan", "warning": "yellow", "error": "bold red"}
 
 
 def finding_line(finding: Finding) -> Text:
     """``warning  double-softmax: message`` as one line of text."""
     line = Text()
-    line.append(f"{finding.severity:<8}", style=SEVERITY_STYLES.get(finding.severity, ""))
+    line.append(severity_cell(finding.severity), style=SEVERITY_STYLES.get(finding.severity, ""))
     line.append(finding.code.value, style="bold")
     line.append(f": {message(finding)}")
     return line
+
+
+def severity_cell(severity: str) -> str:
+    """The severity in this language, padded to :data:`SEVERITY_WIDTH` terminal cells."""
+    word = t(f"doctor.{severity}")
+    return word + " " * max(1, SEVERITY_WIDTH - cell_len(word))
 
 
 def summary_line(findings: Sequence[Finding]) -> Text:
@@ -39,15 +49,46 @@ def summary_line(findings: Sequence[Finding]) -> Text:
         severity: sum(1 for f in findings if f.severity == severity)
         for severity in ("error", "warning")
     }
-    parts = [f"{n} {severity}{'' if n == 1 else 's'}" for severity, n in counts.items() if n]
+    parts = [
+        t(f"doctor.{severity}s" + ("" if n == 1 else "_plural"), n=n)
+        for severity, n in counts.items()
+        if n
+    ]
     if not parts:
-        return Text("doctor: no problems found", style="green")
-    return Text("doctor: " + ", ".join(parts), style="bold")
+        return Text(t("doctor.none"), style="green")
+    return Text(t("doctor.summary", parts=", ".join(parts)), style="bold")
+
+
+class FindingsView:
+    """Every finding, then the summary line.
+
+    On a console that soft-wraps (a pipe, see :func:`lossctl.cli.emit.emit_rich`) each
+    finding is one line, for grep; otherwise a finding wraps at words to the width,
+    its lines after the first indented under the code (a hanging indent).
+    """
+
+    def __init__(self, findings: Sequence[Finding]) -> None:
+        self.findings = findings
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for finding in self.findings:
+            line = finding_line(finding)
+            if console.soft_wrap or options.no_wrap:
+                yield line
+                continue
+            first = line.wrap(console, options.max_width)[0]
+            rest = line[len(first.plain) :]
+            rest = rest[len(rest.plain) - len(rest.plain.lstrip()) :]
+            yield first
+            if rest.plain:
+                for part in rest.wrap(console, max(options.max_width - SEVERITY_WIDTH, 20)):
+                    yield Padding(part, (0, 0, 0, SEVERITY_WIDTH), expand=False)
+        yield summary_line(self.findings)
 
 
 def findings_view(findings: Sequence[Finding]) -> RenderableType:
-    """Every finding on its own line, then the summary line."""
-    return Group(*(finding_line(f) for f in findings), summary_line(findings))
+    """Every finding on its own line (wrapped on a terminal), then the summary line."""
+    return FindingsView(findings)
 
 
 def grad_view(

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lossctl.doctor.findings import Finding, FindingCode, JsonValue, NonfiniteReason, ReasonCode
+from lossctl.render import i18n
+from lossctl.render.i18n import t
 
 SHOWN_POSITIONS = 5  # positions listed in a message; the evidence lists up to 20
 
@@ -342,9 +344,68 @@ FINDING_MESSAGES: dict[FindingCode, Callable[[Facts], str]] = {
 
 
 def message(finding: Finding) -> str:
-    """The finding's one-line message: the evidence and the fix."""
-    text = FINDING_MESSAGES[finding.code]({**finding.evidence, **finding.context})
+    """The finding's one-line message: the evidence and the fix (in ``--lang``, if translated)."""
+    facts = {**finding.evidence, **finding.context}
+    text = localised(finding.code, facts) or FINDING_MESSAGES[finding.code](facts)
     return " ".join(text.split())
+
+
+# ---------------------------------------------------------------- other languages
+
+
+def _kind_fields(e: Facts) -> dict[str, str]:
+    kind = e["kind"]
+    if kind == "logits":
+        lse = ""
+        if "logsumexp_min" in e:
+            lse = t("finding.kind.lse", span=span(e["logsumexp_min"], e["logsumexp_max"]))
+        phrase = t("finding.kind.logits", values=span(e["min"], e["max"]), lse=lse)
+    elif kind == "probabilities":
+        phrase = t("finding.kind.probabilities", span=span(e["sum_min"], e["sum_max"]))
+    elif kind == "log-probabilities":
+        lse = span(e["logsumexp_min"], e["logsumexp_max"])
+        phrase = t("finding.kind.log-probabilities", span=lse)
+    else:
+        return {}
+    return {"kind": phrase, "advice": t(f"finding.advice.{kind}")}
+
+
+def _out_of_range_fields(e: Facts) -> dict[str, str]:
+    hint = e["hint"] if e["hint"] in ("padding", "one-based") else "other"
+    return {
+        "last": str(e["classes"] - 1),
+        "positions": listing(e["positions"], e["values"], e["count"]),
+        "hint": t(f"finding.hint.{hint}", value=e.get("padding")),
+    }
+
+
+def _nll_on_logits_fields(e: Facts) -> dict[str, str]:
+    if "logsumexp_min" in e:
+        low, high = num(e["logsumexp_min"]), num(e["logsumexp_max"])
+        return {"evidence": t("finding.evidence.lse", low=low, high=high)}
+    return {"evidence": t("finding.evidence.max", max=num(e["max"]))}
+
+
+LOCALISED_FIELDS: dict[FindingCode, Callable[[Facts], dict[str, str]]] = {
+    FindingCode.INPUT_KIND: _kind_fields,
+    FindingCode.DOUBLE_SOFTMAX: lambda e: {},
+    FindingCode.NLL_ON_LOGITS: _nll_on_logits_fields,
+    FindingCode.NLL_ON_PROBABILITIES: lambda e: {},
+    FindingCode.TARGET_OUT_OF_RANGE: _out_of_range_fields,
+}
+
+
+def localised(code: FindingCode, e: Facts) -> str | None:
+    """The message from this language's ``finding.<code>`` template; ``None``: use English."""
+    template = i18n.CATALOGUES[i18n.current()].get(f"finding.{code.value}")
+    make = LOCALISED_FIELDS.get(code)
+    if i18n.current() == "en" or template is None or make is None:
+        return None
+    fields = make(e)
+    if code == FindingCode.INPUT_KIND and not fields:
+        return None
+    numbers = {k: num(v) for k, v in e.items() if isinstance(v, float)}
+    return template.format_map({**e, **numbers, **fields})
 
 
 def finding_json(finding: Finding) -> dict[str, JsonValue]:

@@ -12,21 +12,16 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from rich import box
+from rich.cells import cell_len
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from lossctl.core.losses import LossResult
 from lossctl.core.merge import Merged
+from lossctl.render.i18n import t, tr
 
 ELLIPSIS = "…"
-OP_TITLES = {
-    "cross_entropy": "cross-entropy",
-    "nll_loss": "NLL loss",
-    "softmax": "softmax",
-    "log_softmax": "log-softmax",
-    "log": "log",
-}
 
 
 @dataclass(frozen=True)
@@ -127,14 +122,14 @@ def array_grid(
     ndim = len(shape)
     if caption is None and ndim >= 2:
         leading = ", ".join(map(str, range(ndim - 1)))
-        caption = f"rows: axis {leading}; columns: axis {ndim - 1}"
+        caption = t("result.grid_caption", rows=leading, columns=ndim - 1)
     table = Table(
         title=title,
         caption=caption,
         box=box.SIMPLE_HEAD,
         title_justify="left",
         caption_justify="left",
-        min_width=max(len(title), len(caption or "")) + 2,
+        min_width=max(cell_len(title), cell_len(caption or "")) + 2,
     )
     if ndim >= 2:
         table.add_column("", style="dim", justify="right")
@@ -165,7 +160,7 @@ def facts_table(title: str, facts: Sequence[tuple[str, str | Text]]) -> Table:
         box=box.SIMPLE,
         show_header=False,
         title_justify="left",
-        min_width=len(title) + 2,
+        min_width=cell_len(title) + 2,
     )
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -181,11 +176,10 @@ def shape_text(shape: Sequence[int]) -> str:
 def denominator_text(result: LossResult, weighted: bool) -> str:
     """What the mean divides by, in words."""
     if result.target_kind == "probabilities":
-        return f"{result.count} positions (probability targets: N·d1·…·dk)"
-    targets = "target" if result.count == 1 else "targets"
-    if weighted:
-        return f"Σ w[target] over {result.count} counted {targets}"
-    return f"{result.count} counted {targets}"
+        return t("result.denominator.positions", count=result.count)
+    targets = t("result.target" if result.count == 1 else "result.targets_plural")
+    key = "result.denominator.weights" if weighted else "result.denominator.count"
+    return t(key, count=result.count, targets=targets)
 
 
 def loss_view(
@@ -199,34 +193,43 @@ def loss_view(
 ) -> RenderableType:
     """The result table of ``ce`` / ``nll``: the loss and what it was computed from
     (``unshifted_shape``: the input's shape before ``--shift`` dropped a position)."""
-    title = OP_TITLES[result.op]
+    title = t(f"result.{result.op}")
+    classes = result.input_shape[result.class_dim]
     facts: list[tuple[str, str | Text]] = []
     if result.reduction != "none":
-        facts.append(("loss", Text(fmt(float(result.loss)), style="bold green")))
+        facts.append((t("result.loss"), Text(fmt(float(result.loss)), style="bold green")))
     facts += [
-        ("reduction", result.reduction),
+        (t("result.reduction"), result.reduction),
         *(
-            [("input shape", shape_text(result.input_shape))]
+            [(t("result.input_shape"), shape_text(result.input_shape))]
             if unshifted_shape is None
             else [
-                ("input shape", shape_text(unshifted_shape)),
+                (t("result.input_shape"), shape_text(unshifted_shape)),
                 ("shifted", f"{shape_text(result.input_shape)} (logits at t predict label t+1)"),
             ]
         ),
-        ("class axis", f"{result.class_dim} ({result.input_shape[result.class_dim]} classes)"),
-        ("targets", result.target_kind),
-        ("counted", str(result.count)),
-        ("ignored", str(result.ignored)),
-        ("sum", fmt(result.total)),
-        ("denominator", f"{fmt(result.denominator)} = {denominator_text(result, weighted)}"),
-        *sources,
+        (
+            t("result.class_axis"),
+            t("result.class_axis_value", axis=result.class_dim, classes=classes),
+        ),
+        (t("result.targets"), result.target_kind),
+        (t("result.counted"), str(result.count)),
+        (t("result.ignored"), str(result.ignored)),
+        (t("result.sum"), fmt(result.total)),
+        (
+            t("result.denominator"),
+            f"{fmt(result.denominator)} = {denominator_text(result, weighted)}",
+        ),
+        *((tr(name), value) for name, value in sources),
     ]
     parts: list[RenderableType] = [facts_table(title, facts)]
     if result.reduction == "none":
         parts.append(
             array_grid(
                 result.per_position,
-                title=f"{title} per position, shape {shape_text(result.per_position.shape)}",
+                title=t(
+                    "result.per_position", title=title, shape=shape_text(result.per_position.shape)
+                ),
                 fmt=fmt,
                 summary=summary,
             )
@@ -249,13 +252,19 @@ def elementwise_view(
     ``result`` is the whole array, or only the :class:`Corners` the grid shows (a large
     input); ``stats`` are extra facts (what was computed for the corners).
     """
-    title = OP_TITLES[op]
+    title = t(f"result.{op}")
     shape = result.shape
-    axis = "elementwise" if dim is None else f"{dim} (of {len(shape)})"
-    facts: list[tuple[str, str | Text]] = [("shape", shape_text(shape)), ("axis", axis)]
+    axis = t("result.elementwise") if dim is None else t("result.axis_of", dim=dim, ndim=len(shape))
+    facts: list[tuple[str, str | Text]] = [
+        (t("result.shape"), shape_text(shape)),
+        (t("result.axis"), axis),
+    ]
     facts += stats
-    facts += sources
-    grid_title = f"{title}, elementwise" if dim is None else f"{title} along axis {dim}"
+    facts += [(tr(name), value) for name, value in sources]
+    if dim is None:
+        grid_title = t("result.grid_elementwise", title=title)
+    else:
+        grid_title = t("result.grid_along", title=title, dim=dim)
     grid = array_grid(result, title=grid_title, fmt=fmt, summary=summary)
     return Group(facts_table(title, facts), grid)
 

@@ -1,0 +1,67 @@
+"""The words of the output, one catalogue per language: :mod:`.en` (the default) and :mod:`.zh`.
+
+A catalogue is a dictionary from a message id (``"loss.reduction"``) to its text, with
+``{name}`` fields filled by :func:`t`. An id missing from a language falls back to
+English, so a partial translation never loses a message. Text made by the lower layers
+(the trace's step titles and notes, which may not import this package) is translated
+by :func:`tr`: its English words are looked up among the English catalogue's texts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from typing import Any
+
+from lossctl.render.i18n import en, zh
+
+CATALOGUES: dict[str, dict[str, str]] = {"en": en.MESSAGES, "zh": zh.MESSAGES}
+LANGUAGES = tuple(CATALOGUES)
+_BY_TEXT: dict[str, str] = {}
+for _key, _text in en.MESSAGES.items():
+    _BY_TEXT.setdefault(_text, _key)  # the first id of a text (e.g. "target") translates it
+
+_LANGUAGE: contextvars.ContextVar[str] = contextvars.ContextVar("lossctl_language", default="en")
+
+
+def current() -> str:
+    """The language of this run (``"en"`` unless :func:`language` set another)."""
+    return _LANGUAGE.get()
+
+
+@contextlib.contextmanager
+def language(name: str) -> Iterator[None]:
+    """Render the block's output in ``name`` (one of :data:`LANGUAGES`)."""
+    if name not in CATALOGUES:
+        raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, not {name!r}")
+    token = _LANGUAGE.set(name)
+    try:
+        yield
+    finally:
+        _LANGUAGE.reset(token)
+
+
+def t(key: str, **fields: Any) -> str:
+    """The text of message ``key`` in this run's language (else English), fields filled."""
+    text = CATALOGUES[current()].get(key)
+    if text is None:
+        text = en.MESSAGES[key]
+    return text.format(**fields) if fields else text
+
+
+def tr(english: str) -> str:
+    """``english`` (a fixed text of the English catalogue) in this run's language.
+
+    Text that is not in the English catalogue (numbers, names, a sentence built with
+    numbers in it) is returned as it is.
+    """
+    if current() == "en":
+        return english
+    key = _BY_TEXT.get(english)
+    return english if key is None else CATALOGUES[current()].get(key, english)
+
+
+def translated_ids(name: str) -> set[str]:
+    """The ids that language ``name`` translates (the others fall back to English)."""
+    return set(CATALOGUES[name]) & set(en.MESSAGES)

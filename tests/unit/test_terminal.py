@@ -1,0 +1,182 @@
+"""Output on any terminal and into any pipe: no trailing spaces, --color, --export, --help's
+length, doctor findings that wrap at words on a terminal (one line each into a pipe)."""
+
+from __future__ import annotations
+
+import io
+import re
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from lossctl.cli.app import app
+from lossctl.doctor import diagnose
+from lossctl.render.findings import findings_view
+from tests.conftest import ROOT
+
+EX = ROOT / "examples"
+SEED = [str(EX / "seed" / "logits.json"), str(EX / "seed" / "labels.json")]
+M = EX / "mistakes"
+KL = [str(EX / "kl" / n) for n in ("reference.json", "other.json", "labels.json")]
+COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+COMMANDS = [
+    ["ce", *SEED],
+    ["ce", *SEED, "--explain"],
+    ["ce", *SEED, "--reduction", "none", "--metrics", "--grad"],
+    ["nll", *SEED],
+    ["nll", *SEED, "--explain"],
+    ["softmax", SEED[0], "-d", "0"],
+    ["log-softmax", SEED[0], "-d", "0", "--explain"],
+    ["log", str(M / "probs.json")],
+    ["doctor", str(M / "probs.json"), SEED[1]],
+    ["doctor", str(M / "probs.json"), SEED[1], "--loss", "nll"],
+    ["doctor", str(M / "ambiguous.json"), str(M / "ambiguous-labels.json")],
+    ["doctor", str(M / "batch-logits.json"), str(M / "padded-labels.json")],
+    ["kl", *KL],
+    ["kl", *KL, "--explain"],
+]
+
+
+def run(args: list[str], **env: str) -> str:
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "80", **env})
+    assert result.exit_code in (0, 1), result.output
+    return result.stdout
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(a[:1] + a[3:]) for a in COMMANDS])
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_piped_output_has_no_trailing_spaces(args: list[str], lang: str) -> None:
+    text = run([*args, "--lang", lang])
+    assert text.strip()
+    assert [line for line in text.splitlines() if line != line.rstrip()] == []
+    coloured = run([*args, "--color", "always", "--lang", lang])
+    assert [line for line in COLOUR.sub("", coloured).splitlines() if line.endswith(" ")] == []
+
+
+def test_merged_shards_have_no_trailing_spaces(tmp_path: Path) -> None:
+    shard = tmp_path / "shard.json"
+    shard.write_text(run(["ce", *SEED, "--json"]))
+    text = run(["merge", str(shard), str(shard)])
+    assert "3.2655" in text and not [line for line in text.splitlines() if line.endswith(" ")]
+
+
+def test_json_is_untouched_by_the_table_rules() -> None:
+    document = run(["ce", *SEED, "--json", "--color", "always"])
+    assert "\x1b" not in document and document.startswith("{") and document.endswith("}\n")
+
+
+def test_color_always_never_and_no_color() -> None:
+    assert "\x1b[" in run(["ce", *SEED, "--color", "always"])
+    assert "\x1b[" in run(["ce", *SEED, "--color", "always"], NO_COLOR="1")  # always wins
+    assert "\x1b[" not in run(["ce", *SEED, "--color", "never"], FORCE_COLOR="1")
+    assert "\x1b[" not in run(["ce", *SEED])  # auto into a pipe
+    forced = run(["ce", *SEED], FORCE_COLOR="1")
+    assert "32m" in forced  # auto on a (forced) terminal: colour
+    assert "32m" not in run(["ce", *SEED], FORCE_COLOR="1", NO_COLOR="1")  # NO_COLOR wins
+    plain = run(["ce", *SEED])
+    assert COLOUR.sub("", run(["ce", *SEED, "--color", "always"])) == plain
+
+
+class TextOf(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+@pytest.mark.parametrize("command", ["ce", "nll", "kl", "doctor", "softmax"])
+def test_every_command_exports_svg_html_and_text(tmp_path: Path, command: str) -> None:
+    args = {
+        "ce": ["ce", *SEED],
+        "nll": ["nll", *SEED, "--explain"],
+        "kl": ["kl", *KL],
+        "doctor": ["doctor", str(M / "probs.json"), SEED[1]],
+        "softmax": ["softmax", SEED[0], "-d", "0"],
+    }[command]
+    expected = {"ce": "3.2655", "nll": "1.5641", "doctor": "3.2655", "softmax": "0.7555"}
+    shown = run(args)
+    svg, html, txt = (tmp_path / f"out.{ext}" for ext in ("svg", "html", "txt"))
+    for path in (svg, html, txt):
+        assert run([*args, "--export", str(path)]) == shown  # stdout is unchanged
+    root = ET.parse(svg).getroot()
+    assert root.tag.endswith("svg")
+    svg_text = " ".join("".join(node.itertext()) for node in root.iter()).replace("\xa0", " ")
+    parser = TextOf()
+    parser.feed(html.read_text(encoding="utf-8"))
+    parser.close()
+    html_text = "".join(parser.parts)
+    exported = txt.read_text(encoding="utf-8")
+    number = expected.get(command)
+    for text in (svg_text, html_text, exported):
+        assert number is None or number in text, command
+    if command == "doctor":  # a pipe gets one line per finding, the export wraps them
+        assert exported.split() == shown.split() and len(exported.splitlines()) > 3
+    else:
+        assert exported == shown  # the text export is what a pipe gets
+    if number:
+        assert number in shown
+
+
+def test_export_refuses_unknown_formats_and_warns_with_json(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["ce", *SEED, "--export", str(tmp_path / "x.pdf")])
+    assert result.exit_code == 2 and "--export" in result.output
+    result = CliRunner().invoke(app, ["ce", *SEED, "--json", "--export", str(tmp_path / "x.svg")])
+    assert result.exit_code == 0 and not (tmp_path / "x.svg").exists()
+    assert "nothing was drawn" in result.stderr
+
+
+def test_export_in_colour_unless_never(tmp_path: Path) -> None:
+    coloured, plain = tmp_path / "c.html", tmp_path / "p.html"
+    run(["ce", *SEED, "--export", str(coloured)])
+    run(["ce", *SEED, "--export", str(plain), "--color", "never"])
+    assert "#008000" in coloured.read_text() and "#008000" not in plain.read_text()
+
+
+@pytest.mark.parametrize("command", ["ce", "nll", "kl", "doctor", "softmax", "merge", "log"])
+def test_help_at_80_columns_is_short_with_the_example_first(command: str) -> None:
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "80"})
+    lines = result.output.splitlines()
+    assert len(lines) <= 80, (command, len(lines))  # was 99 for ce
+    assert all(len(line) <= 80 for line in lines)
+    assert "--color" in result.output and "--export" in result.output and "--lang" in result.output
+    head = "\n".join(lines[:8])
+    assert "Example: lossctl" in head or command in ("kl", "doctor")
+
+
+# ------------------------------------------------------------------ doctor findings
+
+
+def findings() -> list:  # type: ignore[type-arg]
+    from lossctl.io.readers import read_array
+
+    x = read_array(str(M / "probs.json")).array
+    t = read_array(SEED[1]).array
+    return list(diagnose(x, t, op="cross_entropy"))
+
+
+def test_findings_wrap_at_words_with_a_hanging_indent_on_a_terminal() -> None:
+    found = findings()
+    buffer = io.StringIO()
+    Console(file=buffer, width=60, color_system=None).print(findings_view(found))
+    text = buffer.getvalue()
+    lines = text.splitlines()
+    assert all(len(line) <= 60 for line in lines)
+    continuation = [line for line in lines if line.startswith(" ")]
+    assert continuation and all(line.startswith(" " * 8) for line in continuation)
+    piped = io.StringIO()
+    Console(file=piped, width=60, color_system=None, soft_wrap=True).print(findings_view(found))
+    one_line = piped.getvalue().splitlines()
+    assert len(one_line) == len(found) + 1  # one line per finding, then the summary
+    assert text.split() == piped.getvalue().split()  # no word is broken
+
+
+def test_piped_doctor_prints_one_line_per_finding() -> None:
+    text = run(["doctor", str(M / "probs.json"), SEED[1]])
+    assert len(text.splitlines()) == 3 and len(text.splitlines()[1]) > 200
