@@ -23,13 +23,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lossctl.core.kl import kl_rows
 from lossctl.core.kl_stats import (
     DELTA_PRECISION,
     LOG_PRECISION,
     PERCENTILES,
     KLStats,
     Moments,
+    block_stats,
     kl_block_stats,
     merge,
 )
@@ -193,15 +193,21 @@ def stream_kl(
         if observe is not None:
             observe(x, y)
         lb = None if flat_labels is None else flat_labels[start:stop]
-        part = kl_block_stats(x, y, lb, ignore_index=ignore_index, log_probs=log_probs)
+        part, values, backward = block_stats(
+            x,
+            y,
+            lb,
+            ignore_index=ignore_index,
+            log_probs=log_probs,
+            reverse=both_directions,
+            fast=True,
+        )
         total = part if total is None else merge(total, part)
-        if both_directions:
-            keep = np.ones(stop - start, dtype=bool) if lb is None else lb != ignore_index
-            values = kl_rows(y[keep], x[keep], log_probs=log_probs)
-            back = KLStats(classes, int(values.size), Moments.of(values), 0, 0)
+        if backward is not None:
+            back = KLStats(classes, int(backward.size), Moments.of(backward), 0, 0)
             reverse = back if reverse is None else merge(reverse, back)
         if out is not None:
-            out[start:stop] = kl_rows(x, y, log_probs=log_probs)
+            out[start:stop] = values
         del x, y
         rows_r.release()
         rows_o.release()
