@@ -58,7 +58,7 @@ class Soft:
 
     rows: FloatArray  # the block as float64 (M, C)
     top: npt.NDArray[np.intp]  # first argmax (NaN counts as the maximum)
-    shifted: FloatArray  # x - max (M, C)
+    maximum: FloatArray  # the row maxima (M,)
     terms: FloatArray  # exp(x - max) (M, C), 1 at the argmax
     log_norm: FloatArray  # log1p(sum of the other terms) (M,)
     norm: FloatArray  # 1 + sum of the other terms = sum of terms (M,)
@@ -66,14 +66,14 @@ class Soft:
 
     @staticmethod
     def of(rows: FloatArray) -> Soft:
-        """As :func:`lossctl.core.rows.row_stats` (same operations, same bits) plus ``terms``."""
+        """As :func:`lossctl.core.rows.row_stats` (same operations, same bits), one buffer."""
         count = rows.shape[0]
         every = np.arange(count)
         with np.errstate(invalid="ignore", over="ignore", under="ignore"):
             top = np.argmax(rows, axis=1)
             maximum = rows[every, top]
-            shifted = rows - maximum[:, None]
-            terms = np.exp(shifted)
+            terms = np.subtract(rows, maximum[:, None])
+            np.exp(terms, out=terms)
             terms[every, top] = 0.0
             tail = terms.sum(axis=1)
             log_norm = np.log1p(tail)
@@ -89,14 +89,15 @@ class Soft:
         bad = ~np.isfinite(maximum)
         if bad.any():
             log_norm[bad] = np.nan
-        return Soft(rows, top, shifted, terms, log_norm, 1.0 + tail, fast)
+        return Soft(rows, top, maximum, terms, log_norm, 1.0 + tail, fast)
 
     def nll(self, labels: npt.NDArray[np.int64], keep: npt.NDArray[np.bool_]) -> FloatArray:
         """``-log softmax(x)[label]`` of the rows ``keep`` (``labels`` are theirs), as
-        ``-(shifted - log_norm)``: the reference's operations, so the same bits."""
+        ``-((x - max) - log_norm)``: the reference's operations, so the same bits."""
         rows = np.flatnonzero(keep)
         with np.errstate(invalid="ignore"):
-            return np.asarray(-(self.shifted[rows, labels] - self.log_norm[rows]), np.float64)
+            shifted = self.rows[rows, labels] - self.maximum[rows]
+            return np.asarray(-(shifted - self.log_norm[rows]), np.float64)
 
 
 def _phi_weighted_sum(e: FloatArray, terms: FloatArray) -> FloatArray:
@@ -144,9 +145,12 @@ def fast_kl(sx: Soft, y: FloatArray) -> FloatArray:
             xs, ys, terms, norm = x, y, sx.terms, sx.norm
         else:
             xs, ys, terms, norm = x[rows], y[rows], sx.terms[rows], sx.norm[rows]
-        hi = xs - ys
+        hi = xs - ys  # d = hi + lo exactly (TwoSum), in place:
         bb = hi - xs
-        lo = (xs - (hi - bb)) + (-ys - bb)  # d = hi + lo exactly (TwoSum)
+        lo = hi - bb
+        np.subtract(xs, lo, out=lo)
+        bb += ys
+        lo -= bb  # (x - (hi - bb)) + (-y - bb)
         k = sx.top[rows]
         hi -= hi[every, k][:, None]
         lo -= lo[every, k][:, None]

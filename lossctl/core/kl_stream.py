@@ -1,9 +1,11 @@
 """One blocked pass over two models' outputs (and labels): KL statistics in bounded memory.
 
 :func:`stream_kl` reads both inputs ``BLOCK_BYTES`` (1 MiB) of rows at a time, converts
-only that block to float64, feeds :func:`~lossctl.core.kl_stats.kl_block_stats` and merges
-the blocks' :class:`KLStats` exactly (so the result equals the whole-array statistics
-field for field). Memory-mapped inputs (``.npy`` files) are never copied whole: after
+only that block to float64, feeds :func:`~lossctl.core.kl_stats.block_stats` (the fast KL
+of :mod:`lossctl.core.kl_fast`, within its documented bound of ``kl_logits``) and merges
+the blocks' :class:`KLStats` exactly, in block order: the result does not depend on the
+block size or on the number of threads (blocks run on the kernels' pool,
+``$LOSSCTL_THREADS``, a few blocks ahead). Memory-mapped inputs (``.npy`` files) are never copied whole: after
 each block the mapping's pages are released (``madvise(MADV_DONTNEED)``), because pages
 of a mapped file count in the resident set like any other memory once touched.
 
@@ -13,9 +15,12 @@ values); it is pure and used for single inputs and merged shards alike.
 
 from __future__ import annotations
 
+import itertools
 import math
 import mmap
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -23,6 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lossctl.core.kernels import default_workers, shared_pool
 from lossctl.core.kl_stats import (
     DELTA_PRECISION,
     LOG_PRECISION,
@@ -148,6 +154,37 @@ def _label_indices(labels: npt.ArrayLike) -> npt.NDArray[np.int64]:
     return raw.reshape(-1).astype(np.int64)
 
 
+_Block = tuple[KLStats, FloatArray, FloatArray | None]
+_Work = Callable[[int, int], tuple[FloatArray, FloatArray, _Block]]
+
+
+def _in_order(
+    work: _Work, count: int, step: int
+) -> Iterator[tuple[int, int, tuple[FloatArray, FloatArray, _Block]]]:
+    """``work(start, stop)`` for every block, on the kernels' thread pool (a few blocks
+    ahead, so memory stays bounded), results handed back in block order."""
+    blocks = [(start, min(count, start + step)) for start in range(0, count, step)]
+    workers = min(default_workers(), len(blocks))
+    if workers <= 1:
+        for start, stop in blocks:
+            yield start, stop, work(start, stop)
+        return
+    pool = shared_pool(workers)
+    pending: deque[tuple[int, int, Future[tuple[FloatArray, FloatArray, _Block]]]] = deque()
+    todo = iter(blocks)
+    try:
+        for start, stop in itertools.islice(todo, 2 * workers):
+            pending.append((start, stop, pool.submit(work, start, stop)))
+        while pending:
+            start, stop, future = pending.popleft()
+            for nxt in itertools.islice(todo, 1):
+                pending.append((*nxt, pool.submit(work, *nxt)))
+            yield start, stop, future.result()
+    finally:
+        for _, _, future in pending:
+            future.cancel()
+
+
 def stream_kl(
     reference: npt.ArrayLike,
     other: npt.ArrayLike,
@@ -187,21 +224,16 @@ def stream_kl(
     total: KLStats | None = None
     reverse: KLStats | None = None
     out = np.empty(count) if per_position else None
-    for start in range(0, count, step):
-        stop = min(count, start + step)
+
+    def work(start: int, stop: int) -> tuple[FloatArray, FloatArray, _Block]:
         x, y = rows_r.block(start, stop), rows_o.block(start, stop)
+        lb = None if flat_labels is None else flat_labels[start:stop]
+        kind = {"log_probs": log_probs, "reverse": both_directions, "fast": True}
+        return x, y, block_stats(x, y, lb, ignore_index=ignore_index, **kind)
+
+    for start, stop, (x, y, (part, values, backward)) in _in_order(work, count, step):
         if observe is not None:
             observe(x, y)
-        lb = None if flat_labels is None else flat_labels[start:stop]
-        part, values, backward = block_stats(
-            x,
-            y,
-            lb,
-            ignore_index=ignore_index,
-            log_probs=log_probs,
-            reverse=both_directions,
-            fast=True,
-        )
         total = part if total is None else merge(total, part)
         if backward is not None:
             back = KLStats(classes, int(backward.size), Moments.of(backward), 0, 0)
