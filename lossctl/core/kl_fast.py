@@ -27,6 +27,7 @@ by the reference :func:`lossctl.core.kl.kl_rows`, so their values are unchanged.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,26 @@ _POLY_LIMIT = 0.5  # |e| beyond this: expm1(-e) + e
 _BIG = 2.0**500  # |logit| beyond this: reference path (differences could overflow)
 _MIN_SHIFT = -700.0  # x - m below this: t would be subnormal (reference path)
 _MIN_E = -600.0  # e below this: expm1(-e) could overflow (reference path)
+
+
+_SCRATCH_MAX = 1 << 20  # values per reused buffer; larger arrays are allocated afresh
+_local = threading.local()
+
+
+def scratch(name: str, shape: tuple[int, int], dtype: npt.DTypeLike = np.float64) -> Any:
+    """A per-thread reused buffer of ``shape`` (fresh when larger than a stream block):
+    a fresh (M, C) temporary per operation costs page faults that dominate the pass."""
+    size = shape[0] * shape[1]
+    dt = np.dtype(dtype)
+    if size > _SCRATCH_MAX:
+        return np.empty(shape, dtype=dt)
+    store: dict[tuple[str, str], npt.NDArray[Any]] | None = getattr(_local, "store", None)
+    if store is None:
+        store = _local.store = {}
+    buffer = store.get((name, dt.str))
+    if buffer is None or buffer.size < size:
+        buffer = store[(name, dt.str)] = np.empty(max(size, 1), dtype=dt)
+    return buffer[:size].reshape(shape)
 
 
 def _degree(bound: float) -> int:
@@ -65,14 +86,16 @@ class Soft:
     fast: npt.NDArray[np.bool_]  # rows the fast KL form serves (finite, in range)
 
     @staticmethod
-    def of(rows: FloatArray) -> Soft:
-        """As :func:`lossctl.core.rows.row_stats` (same operations, same bits), one buffer."""
+    def of(rows: FloatArray, name: str = "terms") -> Soft:
+        """As :func:`lossctl.core.rows.row_stats` (same operations, same bits), in the
+        reused buffer ``name``."""
         count = rows.shape[0]
         every = np.arange(count)
         with np.errstate(invalid="ignore", over="ignore", under="ignore"):
             top = np.argmax(rows, axis=1)
             maximum = rows[every, top]
-            terms = np.subtract(rows, maximum[:, None])
+            terms: FloatArray = scratch(name, rows.shape)
+            np.subtract(rows, maximum[:, None], out=terms)
             np.exp(terms, out=terms)
             terms[every, top] = 0.0
             tail = terms.sum(axis=1)
@@ -115,7 +138,8 @@ def _phi_weighted_sum(e: FloatArray, terms: FloatArray) -> FloatArray:
         values = sub[r, c]
         outside.append((wide[r], c, np.expm1(-values) + values))
         np.clip(e, -_POLY_LIMIT, _POLY_LIMIT, out=e)
-    series = np.full_like(e, _COEFFS[degree])
+    series: FloatArray = scratch("series", e.shape)
+    series.fill(_COEFFS[degree])
     for coefficient in _COEFFS[degree - 1 :: -1]:
         series *= e
         series += coefficient
@@ -145,12 +169,12 @@ def fast_kl(sx: Soft, y: FloatArray) -> FloatArray:
             xs, ys, terms, norm = x, y, sx.terms, sx.norm
         else:
             xs, ys, terms, norm = x[rows], y[rows], sx.terms[rows], sx.norm[rows]
-        hi = xs - ys  # d = hi + lo exactly (TwoSum), in place:
-        bb = hi - xs
-        lo = hi - bb
-        np.subtract(xs, lo, out=lo)
-        bb += ys
-        lo -= bb  # (x - (hi - bb)) + (-y - bb)
+        hi: FloatArray = np.subtract(xs, ys, out=scratch("hi", xs.shape))  # d = hi + lo
+        lo: FloatArray = np.subtract(hi, xs, out=scratch("lo", xs.shape))  # exactly (TwoSum)
+        tmp: FloatArray = np.subtract(hi, lo, out=scratch("series", xs.shape))
+        np.subtract(xs, tmp, out=tmp)
+        lo += ys
+        np.subtract(tmp, lo, out=lo)  # (x - (hi - bb)) + (-y - bb),  bb = hi - x
         k = sx.top[rows]
         hi -= hi[every, k][:, None]
         lo -= lo[every, k][:, None]
@@ -173,7 +197,10 @@ def _top_members_fast(raw: npt.NDArray[Any], k: int) -> npt.NDArray[np.bool_]:
     """(M, C) mask of the top-k classes (ties at the k-th value to lower indices); rows
     without NaN (NaN ranks highest: the caller sends those blocks to the reference)."""
     classes = raw.shape[1]
-    kth = np.partition(raw, classes - k, axis=1)[:, classes - k : classes - k + 1]
+    ordered = scratch("partition", raw.shape, raw.dtype)
+    np.copyto(ordered, raw)
+    ordered.partition(classes - k, axis=1)
+    kth = ordered[:, classes - k : classes - k + 1].copy()
     members: npt.NDArray[np.bool_] = raw >= kth
     crowded = np.flatnonzero(members.sum(axis=1) > k)  # ties at the k-th value: rare
     if crowded.size:

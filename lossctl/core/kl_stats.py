@@ -36,6 +36,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -366,6 +367,7 @@ def block_stats(
     log_probs: bool = False,
     reverse: bool = False,
     fast: bool = False,
+    raw: tuple[npt.NDArray[Any], npt.NDArray[Any]] | None = None,
 ) -> tuple[KLStats, FloatArray, FloatArray | None]:
     """:func:`kl_block_stats`, the KL of every row (ignored labels too) and, with
     ``reverse``, KL(P_other || P_ref) of the counted rows; one log-softmax per input.
@@ -384,8 +386,8 @@ def block_stats(
     if classes == 0:
         raise InputError("the logits have no classes")
     keep, label_array = checked_labels(labels, ref.shape[0], classes, ignore_index)
-    soft_r = Soft.of(ref)
-    soft_o = Soft.of(oth) if (labels is not None or reverse) else None
+    soft_r = Soft.of(ref, "terms_ref")
+    soft_o = Soft.of(oth, "terms_other") if (labels is not None or reverse) else None
     kl_all = (
         fast_kl(soft_r, oth) if fast and not log_probs else kl_rows(ref, oth, log_probs=log_probs)
     )
@@ -398,10 +400,11 @@ def block_stats(
             else kl_rows(oth, ref, log_probs=log_probs)
         )
     k = min(TOP_K, classes)
-    overlaps = top_overlap(ref, oth, k)
+    rank_r, rank_o = (ref, oth) if raw is None or raw[0].dtype.kind != "f" else raw
+    overlaps = top_overlap(rank_r, rank_o, k)
     if overlaps is None:  # NaN in the block: the reference ranking
         overlaps = (top_members(ref, k) & top_members(oth, k)).sum(axis=1)
-    same_rows = soft_r.top == np.argmax(oth, axis=1)
+    same_rows = soft_r.top == np.argmax(rank_o, axis=1)
     kl = kl_all
     if keep is not None:
         kl, overlaps, same_rows = kl[keep], overlaps[keep], same_rows[keep]

@@ -5,9 +5,10 @@ only that block to float64, feeds :func:`~lossctl.core.kl_stats.block_stats` (th
 of :mod:`lossctl.core.kl_fast`, within its documented bound of ``kl_logits``) and merges
 the blocks' :class:`KLStats` exactly, in block order: the result does not depend on the
 block size or on the number of threads (blocks run on the kernels' pool,
-``$LOSSCTL_THREADS``, a few blocks ahead). Memory-mapped inputs (``.npy`` files) are never copied whole: after
-each block the mapping's pages are released (``madvise(MADV_DONTNEED)``), because pages
-of a mapped file count in the resident set like any other memory once touched.
+``$LOSSCTL_THREADS``, a few blocks ahead). Memory-mapped inputs (``.npy`` files) are
+never copied whole: after each block the mapping's pages are released
+(``madvise(MADV_DONTNEED)``), because pages of a mapped file count in the resident set
+like any other memory once touched.
 
 :func:`kl_summary` turns the statistics into plain numbers (the ``--json`` and table
 values); it is pure and used for single inputs and merged shards alike.
@@ -117,12 +118,13 @@ class _Rows:
         self.flat = self.moved.reshape(self.count, classes) if contiguous else None
         self.mapping = _mapping_of(array)
 
-    def block(self, start: int, stop: int) -> FloatArray:
+    def block(self, start: int, stop: int) -> tuple[npt.NDArray[Any], FloatArray]:
+        """Rows ``start:stop`` as stored (a view when contiguous) and as float64."""
         if self.flat is not None:
             raw = self.flat[start:stop]
         else:  # a strided view (class axis not last, or --shift): gather these rows only
             raw = self.moved[np.unravel_index(np.arange(start, stop), self.positions)]
-        return np.array(raw, dtype=np.float64)
+        return raw, np.array(raw, dtype=np.float64)
 
     def release(self) -> None:
         """Drop the mapped pages read so far from the resident set (they stay cached)."""
@@ -226,10 +228,11 @@ def stream_kl(
     out = np.empty(count) if per_position else None
 
     def work(start: int, stop: int) -> tuple[FloatArray, FloatArray, _Block]:
-        x, y = rows_r.block(start, stop), rows_o.block(start, stop)
+        (xr, x), (yr, y) = rows_r.block(start, stop), rows_o.block(start, stop)
         lb = None if flat_labels is None else flat_labels[start:stop]
         kind = {"log_probs": log_probs, "reverse": both_directions, "fast": True}
-        return x, y, block_stats(x, y, lb, ignore_index=ignore_index, **kind)
+        part = block_stats(x, y, lb, ignore_index=ignore_index, raw=(xr, yr), **kind)
+        return x, y, part
 
     for start, stop, (x, y, (part, values, backward)) in _in_order(work, count, step):
         if observe is not None:
