@@ -45,6 +45,7 @@ _MIN_SHIFT = -700.0  # x - m below this: t would be subnormal (reference path)
 _MIN_E = -600.0  # e below this: expm1(-e) could overflow (reference path)
 
 
+_CACHE_VALUES = 1 << 14  # float64 values per polynomial pass (128 KiB: stays in L2)
 _SCRATCH_MAX = 1 << 20  # values per reused buffer; larger arrays are allocated afresh
 _local = threading.local()
 
@@ -139,12 +140,15 @@ def _phi_weighted_sum(e: FloatArray, terms: FloatArray) -> FloatArray:
         outside.append((wide[r], c, np.expm1(-values) + values))
         np.clip(e, -_POLY_LIMIT, _POLY_LIMIT, out=e)
     series: FloatArray = scratch("series", e.shape)
-    series.fill(_COEFFS[degree])
-    for coefficient in _COEFFS[degree - 1 :: -1]:
-        series *= e
-        series += coefficient
-    series *= e
-    series *= e
+    step = max(1, _CACHE_VALUES // max(1, e.shape[1]))
+    for start in range(0, e.shape[0], step):  # Horner on row groups that stay in cache
+        s, part = series[start : start + step], e[start : start + step]
+        s.fill(_COEFFS[degree])
+        for coefficient in _COEFFS[degree - 1 :: -1]:
+            s *= part
+            s += coefficient
+        s *= part
+        s *= part
     for rows, cols, values in outside:
         series[rows, cols] = values
     series *= terms

@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lossctl.core.kernels import default_workers, shared_pool
+from lossctl.core.kl_fast import scratch
 from lossctl.core.kl_stats import (
     DELTA_PRECISION,
     LOG_PRECISION,
@@ -46,7 +47,7 @@ from lossctl.core.spec import DEFAULT_IGNORE_INDEX, FloatArray
 from lossctl.errors import InputError
 
 BLOCK_BYTES = 1 << 20
-BlockObserver = Callable[[FloatArray, FloatArray], None]
+BlockObserver = Callable[[npt.NDArray[Any], npt.NDArray[Any]], None]
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,8 @@ def _mapping_of(array: npt.NDArray[Any]) -> mmap.mmap | None:
 class _Rows:
     """(M, C) rows of an array with its class axis moved last, a block at a time."""
 
-    def __init__(self, array: npt.NDArray[Any], axis: int) -> None:
+    def __init__(self, array: npt.NDArray[Any], axis: int, name: str) -> None:
+        self.name = name
         self.moved = np.moveaxis(array, axis, -1)
         self.positions: tuple[int, ...] = tuple(self.moved.shape[:-1])
         self.count = math.prod(self.positions)
@@ -124,7 +126,9 @@ class _Rows:
             raw = self.flat[start:stop]
         else:  # a strided view (class axis not last, or --shift): gather these rows only
             raw = self.moved[np.unravel_index(np.arange(start, stop), self.positions)]
-        return raw, np.array(raw, dtype=np.float64)
+        rows: FloatArray = scratch(self.name, raw.shape)  # reused: nothing escapes a block
+        np.copyto(rows, raw, casting="unsafe")
+        return raw, rows
 
     def release(self) -> None:
         """Drop the mapped pages read so far from the resident set (they stay cached)."""
@@ -157,12 +161,11 @@ def _label_indices(labels: npt.ArrayLike) -> npt.NDArray[np.int64]:
 
 
 _Block = tuple[KLStats, FloatArray, FloatArray | None]
-_Work = Callable[[int, int], tuple[FloatArray, FloatArray, _Block]]
+_Done = tuple[npt.NDArray[Any], npt.NDArray[Any], _Block]
+_Work = Callable[[int, int], _Done]
 
 
-def _in_order(
-    work: _Work, count: int, step: int
-) -> Iterator[tuple[int, int, tuple[FloatArray, FloatArray, _Block]]]:
+def _in_order(work: _Work, count: int, step: int) -> Iterator[tuple[int, int, _Done]]:
     """``work(start, stop)`` for every block, on the kernels' thread pool (a few blocks
     ahead, so memory stays bounded), results handed back in block order."""
     blocks = [(start, min(count, start + step)) for start in range(0, count, step)]
@@ -172,7 +175,7 @@ def _in_order(
             yield start, stop, work(start, stop)
         return
     pool = shared_pool(workers)
-    pending: deque[tuple[int, int, Future[tuple[FloatArray, FloatArray, _Block]]]] = deque()
+    pending: deque[tuple[int, int, Future[_Done]]] = deque()
     todo = iter(blocks)
     try:
         for start, stop in itertools.islice(todo, 2 * workers):
@@ -203,7 +206,7 @@ def stream_kl(
 ) -> KLPass:
     """KL(P_ref || P_other) statistics of two arrays of one shape, block by block.
 
-    ``observe(ref_rows, other_rows)`` sees every float64 block (the doctor's checks);
+    ``observe(ref_rows, other_rows)`` sees every block as stored (the doctor's checks);
     ``per_position`` also returns the KL at every position (M float64 values).
     """
     ref = _real(reference, "reference")
@@ -219,7 +222,7 @@ def stream_kl(
     if classes == 0:
         raise InputError("the inputs have no classes (the class axis has size 0)")
     flat_labels = None if labels is None else _label_indices(labels)
-    rows_r, rows_o = _Rows(ref, axis), _Rows(oth, axis)
+    rows_r, rows_o = _Rows(ref, axis, "ref64"), _Rows(oth, axis, "other64")
     count = rows_r.count
     itemsize = max(ref.dtype.itemsize, oth.dtype.itemsize)
     step = max(1, block_bytes // (classes * itemsize))
@@ -227,12 +230,12 @@ def stream_kl(
     reverse: KLStats | None = None
     out = np.empty(count) if per_position else None
 
-    def work(start: int, stop: int) -> tuple[FloatArray, FloatArray, _Block]:
+    def work(start: int, stop: int) -> _Done:
         (xr, x), (yr, y) = rows_r.block(start, stop), rows_o.block(start, stop)
         lb = None if flat_labels is None else flat_labels[start:stop]
         kind = {"log_probs": log_probs, "reverse": both_directions, "fast": True}
         part = block_stats(x, y, lb, ignore_index=ignore_index, raw=(xr, yr), **kind)
-        return x, y, part
+        return xr, yr, part
 
     for start, stop, (x, y, (part, values, backward)) in _in_order(work, count, step):
         if observe is not None:
