@@ -6,6 +6,8 @@ and kl's throughput in positions/s and input MB/s. Asserts nothing.
 
     .venv/bin/python benchmarks/bench_kl.py                       # 2 x 150 MB float32
     .venv/bin/python benchmarks/bench_kl.py --rows 250000 --classes 1000   # 2 x 1 GB
+    # before/after in one interleaved run: a source tree of the old version (git archive)
+    .venv/bin/python benchmarks/bench_kl.py --baseline /tmp/old   # /tmp/old/lossctl/...
 """
 
 from __future__ import annotations
@@ -43,12 +45,17 @@ def write(path: Path, rows: int, classes: int, seed: int, base: Path | None = No
     out.flush()
 
 
-def run(args: list[str]) -> tuple[float, float]:
+def run(args: list[str], source: str | None = None) -> tuple[float, float]:
+    env = dict(os.environ)
+    if source is not None:  # import lossctl from this tree instead of the installed one
+        env["PYTHONPATH"] = source
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, sys.executable, "-m", "lossctl", *args],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
+        cwd=tempfile.gettempdir(),  # not the checkout: ``-m`` puts the cwd first on sys.path
     )
     seconds, kilobytes = proc.stdout.split()
     return float(seconds), int(kilobytes) / 1024
@@ -62,6 +69,9 @@ def main() -> None:
     parser.add_argument(
         "--dir", default=None, help="where to write the files (default: a temp dir)"
     )
+    parser.add_argument(
+        "--baseline", default=None, help="also time kl from this source tree (holds lossctl/)"
+    )
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=options.dir) as folder:
         d = Path(folder)
@@ -74,12 +84,14 @@ def main() -> None:
             "ce (1 file)": ["ce", files[0], files[2], "--json", "-q"],
             "kl (2 files)": ["kl", *files, "--json", "-q"],
         }
+        if options.baseline:
+            commands["kl baseline"] = commands["kl (2 files)"]
         times: dict[str, list[float]] = {name: [] for name in commands}
         peaks: dict[str, list[float]] = {name: [] for name in commands}
         started = time.perf_counter()
         for _ in range(options.repeat):
             for name, args in commands.items():
-                seconds, peak = run(args)
+                seconds, peak = run(args, options.baseline if name == "kl baseline" else None)
                 times[name].append(seconds)
                 peaks[name].append(peak)
         print(
@@ -91,7 +103,10 @@ def main() -> None:
             seconds = statistics.median(times[name])
             size = mb * (2 if name.startswith("kl") else 1)
             print(f"{name:<14}{seconds:>9.2f}{max(peaks[name]):>13.0f}{size / seconds:>12.1f}")
-        ratio = statistics.median(times["kl (2 files)"]) / statistics.median(times["ce (1 file)"])
+        ce = statistics.median(times["ce (1 file)"])
+        if options.baseline:
+            print(f"kl baseline / ce time: {statistics.median(times['kl baseline']) / ce:.1f}x")
+        ratio = statistics.median(times["kl (2 files)"]) / ce
         rate = options.rows / statistics.median(times["kl (2 files)"])
         print(f"kl / ce time: {ratio:.1f}x; kl: {rate:,.0f} positions/s")
 

@@ -81,6 +81,11 @@ def _pool(workers: int) -> ThreadPoolExecutor:
         return pool
 
 
+def shared_pool(workers: int) -> ThreadPoolExecutor:
+    """The process-wide pool of ``workers`` threads (created once, reused by every pass)."""
+    return _pool(workers)
+
+
 def _compute_dtype(dtype: npt.DTypeLike, precision: Precision = "auto") -> np.dtype[np.floating]:
     """float32 for float16/float32 inputs under ``"auto"``, else float64."""
     dt = np.dtype(dtype)

@@ -36,13 +36,15 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from lossctl.core.exactsum import ZERO, ExactSum, exact_sum
 from lossctl.core.kl import kl_rows, paired_rows
-from lossctl.core.losses import DEFAULT_IGNORE_INDEX, FloatArray, log_softmax_rows
+from lossctl.core.kl_fast import Soft, checked_labels, fast_kl, top_members, top_overlap
+from lossctl.core.losses import DEFAULT_IGNORE_INDEX, FloatArray
 from lossctl.errors import InputError
 
 PERCENTILES = (0.1, 1.0, 5.0, 10.0, 50.0, 90.0, 95.0, 99.0, 99.9)
@@ -338,21 +340,6 @@ def _exp(value: float) -> float:
         return math.inf
 
 
-def _top_members(rows: FloatArray, k: int) -> npt.NDArray[np.bool_]:
-    """(M, C) mask of the top-k classes; ties at the k-th value go to lower indices."""
-    ranked = np.where(np.isnan(rows), np.inf, rows)
-    kth = -np.partition(-ranked, k - 1, axis=1)[:, k - 1 : k]
-    above = ranked > kth
-    tied = ranked == kth
-    room = k - above.sum(axis=1, keepdims=True)
-    members: npt.NDArray[np.bool_] = above | tied
-    crowded = np.flatnonzero(tied.sum(axis=1) > room[:, 0])  # ties beyond the k-th: rare
-    if crowded.size:
-        first = np.cumsum(tied[crowded], axis=1) <= room[crowded]
-        members[crowded] = above[crowded] | (tied[crowded] & first)
-    return members
-
-
 def kl_block_stats(
     ref_rows: npt.ArrayLike,
     other_rows: npt.ArrayLike,
@@ -366,6 +353,28 @@ def kl_block_stats(
     ``log_probs``: the rows are log-probabilities and the KL is taken as given (see
     :func:`~lossctl.core.kl.kl_logits`); the other statistics are the same either way.
     """
+    return block_stats(
+        ref_rows, other_rows, labels, ignore_index=ignore_index, log_probs=log_probs
+    )[0]
+
+
+def block_stats(
+    ref_rows: npt.ArrayLike,
+    other_rows: npt.ArrayLike,
+    labels: npt.ArrayLike | None = None,
+    *,
+    ignore_index: int = DEFAULT_IGNORE_INDEX,
+    log_probs: bool = False,
+    reverse: bool = False,
+    fast: bool = False,
+    raw: tuple[npt.NDArray[Any], npt.NDArray[Any]] | None = None,
+) -> tuple[KLStats, FloatArray, FloatArray | None]:
+    """:func:`kl_block_stats`, the KL of every row (ignored labels too) and, with
+    ``reverse``, KL(P_other || P_ref) of the counted rows; one log-softmax per input.
+
+    ``fast``: the KL by :func:`~lossctl.core.kl_fast.fast_kl` (within its documented bound
+    of the reference, not bit-equal to it); else by the reference ``kl_rows``.
+    """
     ref = np.asarray(ref_rows, dtype=np.float64)
     oth = np.asarray(other_rows, dtype=np.float64)
     if ref.ndim != 2 or ref.shape != oth.shape:
@@ -376,36 +385,37 @@ def kl_block_stats(
     classes = ref.shape[1]
     if classes == 0:
         raise InputError("the logits have no classes")
-    label_array: npt.NDArray[np.int64] | None = None
-    if labels is not None:
-        raw = np.asarray(labels)
-        if raw.dtype.kind not in "iu" or raw.shape != (ref.shape[0],):
-            raise InputError(
-                f"labels must be {ref.shape[0]} integers, got dtype {raw.dtype} shape "
-                f"{list(raw.shape)}",
-                "labels",
-            )
-        label_array = raw.astype(np.int64)
-        keep = label_array != ignore_index
-        bad = keep & ((label_array < 0) | (label_array >= classes))
-        if bad.any():
-            raise InputError(
-                f"label {int(label_array[bad][0])} is out of bounds for {classes} classes",
-                "labels",
-            )
-        ref, oth, label_array = ref[keep], oth[keep], label_array[keep]
-    kl = kl_rows(ref, oth, log_probs=log_probs)
+    keep, label_array = checked_labels(labels, ref.shape[0], classes, ignore_index)
+    soft_r = Soft.of(ref, "terms_ref")
+    soft_o = Soft.of(oth, "terms_other") if (labels is not None or reverse) else None
+    kl_all = (
+        fast_kl(soft_r, oth) if fast and not log_probs else kl_rows(ref, oth, log_probs=log_probs)
+    )
+    back: FloatArray | None = None
+    if reverse:
+        assert soft_o is not None
+        back = (
+            fast_kl(soft_o, ref)
+            if fast and not log_probs
+            else kl_rows(oth, ref, log_probs=log_probs)
+        )
     k = min(TOP_K, classes)
-    overlap = int((_top_members(ref, k) & _top_members(oth, k)).sum()) if ref.size else 0
-    same = 0
-    if ref.size:
-        same = int(np.count_nonzero(np.argmax(ref, axis=1) == np.argmax(oth, axis=1)))
-    stats = KLStats(classes, int(ref.shape[0]), Moments.of(kl), same, overlap)
-    if label_array is None:
-        return stats
-    take = label_array[:, None]
-    nll_r = -np.take_along_axis(log_softmax_rows(ref), take, axis=1)[:, 0]
-    nll_o = -np.take_along_axis(log_softmax_rows(oth), take, axis=1)[:, 0]
+    rank_r, rank_o = (ref, oth) if raw is None or raw[0].dtype.kind != "f" else raw
+    overlaps = top_overlap(rank_r, rank_o, k)
+    if overlaps is None:  # NaN in the block: the reference ranking
+        overlaps = (top_members(ref, k) & top_members(oth, k)).sum(axis=1)
+    same_rows = soft_r.top == np.argmax(rank_o, axis=1)
+    kl = kl_all
+    if keep is not None:
+        kl, overlaps, same_rows = kl[keep], overlaps[keep], same_rows[keep]
+        back = None if back is None else back[keep]
+    stats = KLStats(
+        classes, int(kl.size), Moments.of(kl), int(np.count_nonzero(same_rows)), int(overlaps.sum())
+    )
+    if label_array is None or keep is None or soft_o is None:
+        return stats, kl_all, back
+    nll_r = soft_r.nll(label_array, keep)
+    nll_o = soft_o.nll(label_array, keep)
     with np.errstate(over="ignore", invalid="ignore"):
         delta = np.exp(-nll_o) - np.exp(-nll_r)
     ok = np.isfinite(nll_r) & np.isfinite(nll_o)
@@ -425,7 +435,8 @@ def kl_block_stats(
         diff=_exact(d),
         diff_sq=_exact(d * d),
     )
-    return replace(stats, labelled=True, nll=sums, delta_p=Moments.of(delta, linear=True))
+    delta_p = Moments.of(delta, linear=True)
+    return replace(stats, labelled=True, nll=sums, delta_p=delta_p), kl_all, back
 
 
 def merge(a: KLStats, b: KLStats) -> KLStats:

@@ -1,11 +1,14 @@
 """One blocked pass over two models' outputs (and labels): KL statistics in bounded memory.
 
 :func:`stream_kl` reads both inputs ``BLOCK_BYTES`` (1 MiB) of rows at a time, converts
-only that block to float64, feeds :func:`~lossctl.core.kl_stats.kl_block_stats` and merges
-the blocks' :class:`KLStats` exactly (so the result equals the whole-array statistics
-field for field). Memory-mapped inputs (``.npy`` files) are never copied whole: after
-each block the mapping's pages are released (``madvise(MADV_DONTNEED)``), because pages
-of a mapped file count in the resident set like any other memory once touched.
+only that block to float64, feeds :func:`~lossctl.core.kl_stats.block_stats` (the fast KL
+of :mod:`lossctl.core.kl_fast`, within its documented bound of ``kl_logits``) and merges
+the blocks' :class:`KLStats` exactly, in block order: the result does not depend on the
+block size or on the number of threads (blocks run on the kernels' pool,
+``$LOSSCTL_THREADS``, a few blocks ahead). Memory-mapped inputs (``.npy`` files) are
+never copied whole: after each block the mapping's pages are released
+(``madvise(MADV_DONTNEED)``), because pages of a mapped file count in the resident set
+like any other memory once touched.
 
 :func:`kl_summary` turns the statistics into plain numbers (the ``--json`` and table
 values); it is pure and used for single inputs and merged shards alike.
@@ -13,9 +16,12 @@ values); it is pure and used for single inputs and merged shards alike.
 
 from __future__ import annotations
 
+import itertools
 import math
 import mmap
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -23,13 +29,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lossctl.core.kl import kl_rows
+from lossctl.core.kernels import default_workers, shared_pool
+from lossctl.core.kl_fast import scratch
 from lossctl.core.kl_stats import (
     DELTA_PRECISION,
     LOG_PRECISION,
     PERCENTILES,
     KLStats,
     Moments,
+    block_stats,
     kl_block_stats,
     merge,
 )
@@ -39,7 +47,7 @@ from lossctl.core.spec import DEFAULT_IGNORE_INDEX, FloatArray
 from lossctl.errors import InputError
 
 BLOCK_BYTES = 1 << 20
-BlockObserver = Callable[[FloatArray, FloatArray], None]
+BlockObserver = Callable[[npt.NDArray[Any], npt.NDArray[Any]], None]
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,8 @@ def _mapping_of(array: npt.NDArray[Any]) -> mmap.mmap | None:
 class _Rows:
     """(M, C) rows of an array with its class axis moved last, a block at a time."""
 
-    def __init__(self, array: npt.NDArray[Any], axis: int) -> None:
+    def __init__(self, array: npt.NDArray[Any], axis: int, name: str) -> None:
+        self.name = name
         self.moved = np.moveaxis(array, axis, -1)
         self.positions: tuple[int, ...] = tuple(self.moved.shape[:-1])
         self.count = math.prod(self.positions)
@@ -111,12 +120,15 @@ class _Rows:
         self.flat = self.moved.reshape(self.count, classes) if contiguous else None
         self.mapping = _mapping_of(array)
 
-    def block(self, start: int, stop: int) -> FloatArray:
+    def block(self, start: int, stop: int) -> tuple[npt.NDArray[Any], FloatArray]:
+        """Rows ``start:stop`` as stored (a view when contiguous) and as float64."""
         if self.flat is not None:
             raw = self.flat[start:stop]
         else:  # a strided view (class axis not last, or --shift): gather these rows only
             raw = self.moved[np.unravel_index(np.arange(start, stop), self.positions)]
-        return np.array(raw, dtype=np.float64)
+        rows: FloatArray = scratch(self.name, raw.shape)  # reused: nothing escapes a block
+        np.copyto(rows, raw, casting="unsafe")
+        return raw, rows
 
     def release(self) -> None:
         """Drop the mapped pages read so far from the resident set (they stay cached)."""
@@ -148,6 +160,36 @@ def _label_indices(labels: npt.ArrayLike) -> npt.NDArray[np.int64]:
     return raw.reshape(-1).astype(np.int64)
 
 
+_Block = tuple[KLStats, FloatArray, FloatArray | None]
+_Done = tuple[npt.NDArray[Any], npt.NDArray[Any], _Block]
+_Work = Callable[[int, int], _Done]
+
+
+def _in_order(work: _Work, count: int, step: int) -> Iterator[tuple[int, int, _Done]]:
+    """``work(start, stop)`` for every block, on the kernels' thread pool (a few blocks
+    ahead, so memory stays bounded), results handed back in block order."""
+    blocks = [(start, min(count, start + step)) for start in range(0, count, step)]
+    workers = min(default_workers(), len(blocks))
+    if workers <= 1:
+        for start, stop in blocks:
+            yield start, stop, work(start, stop)
+        return
+    pool = shared_pool(workers)
+    pending: deque[tuple[int, int, Future[_Done]]] = deque()
+    todo = iter(blocks)
+    try:
+        for start, stop in itertools.islice(todo, 2 * workers):
+            pending.append((start, stop, pool.submit(work, start, stop)))
+        while pending:
+            start, stop, future = pending.popleft()
+            for nxt in itertools.islice(todo, 1):
+                pending.append((*nxt, pool.submit(work, *nxt)))
+            yield start, stop, future.result()
+    finally:
+        for _, _, future in pending:
+            future.cancel()
+
+
 def stream_kl(
     reference: npt.ArrayLike,
     other: npt.ArrayLike,
@@ -164,7 +206,7 @@ def stream_kl(
 ) -> KLPass:
     """KL(P_ref || P_other) statistics of two arrays of one shape, block by block.
 
-    ``observe(ref_rows, other_rows)`` sees every float64 block (the doctor's checks);
+    ``observe(ref_rows, other_rows)`` sees every block as stored (the doctor's checks);
     ``per_position`` also returns the KL at every position (M float64 values).
     """
     ref = _real(reference, "reference")
@@ -180,28 +222,30 @@ def stream_kl(
     if classes == 0:
         raise InputError("the inputs have no classes (the class axis has size 0)")
     flat_labels = None if labels is None else _label_indices(labels)
-    rows_r, rows_o = _Rows(ref, axis), _Rows(oth, axis)
+    rows_r, rows_o = _Rows(ref, axis, "ref64"), _Rows(oth, axis, "other64")
     count = rows_r.count
     itemsize = max(ref.dtype.itemsize, oth.dtype.itemsize)
     step = max(1, block_bytes // (classes * itemsize))
     total: KLStats | None = None
     reverse: KLStats | None = None
     out = np.empty(count) if per_position else None
-    for start in range(0, count, step):
-        stop = min(count, start + step)
-        x, y = rows_r.block(start, stop), rows_o.block(start, stop)
+
+    def work(start: int, stop: int) -> _Done:
+        (xr, x), (yr, y) = rows_r.block(start, stop), rows_o.block(start, stop)
+        lb = None if flat_labels is None else flat_labels[start:stop]
+        kind = {"log_probs": log_probs, "reverse": both_directions, "fast": True}
+        part = block_stats(x, y, lb, ignore_index=ignore_index, raw=(xr, yr), **kind)
+        return xr, yr, part
+
+    for start, stop, (x, y, (part, values, backward)) in _in_order(work, count, step):
         if observe is not None:
             observe(x, y)
-        lb = None if flat_labels is None else flat_labels[start:stop]
-        part = kl_block_stats(x, y, lb, ignore_index=ignore_index, log_probs=log_probs)
         total = part if total is None else merge(total, part)
-        if both_directions:
-            keep = np.ones(stop - start, dtype=bool) if lb is None else lb != ignore_index
-            values = kl_rows(y[keep], x[keep], log_probs=log_probs)
-            back = KLStats(classes, int(values.size), Moments.of(values), 0, 0)
+        if backward is not None:
+            back = KLStats(classes, int(backward.size), Moments.of(backward), 0, 0)
             reverse = back if reverse is None else merge(reverse, back)
         if out is not None:
-            out[start:stop] = kl_rows(x, y, log_probs=log_probs)
+            out[start:stop] = values
         del x, y
         rows_r.release()
         rows_o.release()

@@ -18,6 +18,7 @@ compared, ``OTHER``) and ``target`` = P (the reference, ``REFERENCE``), so:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -63,20 +64,21 @@ class KLInputCheck:
         default_factory=lambda: {"reference": _Tally(), "other": _Tally()}
     )
 
-    def observe(self, reference: FloatArray, other: FloatArray) -> None:
+    def observe(self, reference: npt.NDArray[Any], other: npt.NDArray[Any]) -> None:
+        """One block of rows of each input, as stored (any real dtype)."""
         for name, rows in (("reference", reference), ("other", other)):
             tally = self.tallies[name]
             offset = tally.rows
             tally.rows += rows.shape[0]
             if self.log_probs:
-                lse = _logsumexp(rows)
+                lse = _logsumexp(np.asarray(rows, dtype=np.float64))
                 bad = np.isfinite(lse) & (np.abs(lse) > LSE_TOLERANCE)
                 tally.add(bad, lse, offset)
-            else:
-                with np.errstate(invalid="ignore"):
-                    in_unit = ((rows >= 0) & (rows <= 1)).all(axis=1)
-                    sums = rows.sum(axis=1)
-                tally.probability_like += int((in_unit & (np.abs(sums - 1) <= SUM_TOLERANCE)).sum())
+            elif rows.size:
+                with np.errstate(invalid="ignore"):  # NaN: neither >= 0 nor <= 1
+                    in_unit = np.flatnonzero((rows.min(axis=1) >= 0) & (rows.max(axis=1) <= 1))
+                    sums = np.asarray(rows[in_unit], dtype=np.float64).sum(axis=1)
+                tally.probability_like += int((np.abs(sums - 1) <= SUM_TOLERANCE).sum())
 
     def findings(self, sources: dict[str, str]) -> list[Finding]:
         out: list[Finding] = []
