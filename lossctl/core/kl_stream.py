@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lossctl.core.kernels import default_workers, shared_pool
+from lossctl.core.kernels import shared_pool
 from lossctl.core.kl_fast import scratch
 from lossctl.core.kl_stats import (
     DELTA_PRECISION,
@@ -44,6 +44,7 @@ from lossctl.core.kl_stats import (
 from lossctl.core.losses import class_axis_candidates
 from lossctl.core.rows import normalize_axis, positions_shape
 from lossctl.core.spec import DEFAULT_IGNORE_INDEX, FloatArray
+from lossctl.core.threads import default_workers
 from lossctl.errors import InputError
 
 BLOCK_BYTES = 1 << 20
