@@ -272,19 +272,7 @@ def explained(
     """The ``--explain`` trace of the result (with the gradient as its last step)."""
     from lossctl.trace import explain_loss
 
-    spec = result.spec
-    trace = explain_loss(
-        result.op,
-        values.array,
-        labels.array,
-        weight=spec.weight,
-        ignore_index=spec.ignore_index,
-        reduction=spec.reduction,
-        label_smoothing=spec.label_smoothing,
-        class_dim=result.class_dim,
-        edges=edges(output),
-        result=result,
-    )
+    trace = explain_loss(result.op, values.array, labels.array, edges=edges(output), result=result)
     return with_gradient_step(trace, checks, result)
 
 

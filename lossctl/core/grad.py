@@ -25,14 +25,17 @@ targets whose weights sum to 0 make the mean's gradient NaN (0/0), as in PyTorch
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from lossctl.core.losses import LossResult, compute
 from lossctl.core.rows import from_rows, row_blocks, rows_last, softmax_into
-from lossctl.core.spec import DEFAULT_IGNORE_INDEX, FloatArray, LossOp, LossSpec, Reduction
+from lossctl.core.spec import FloatArray, LossKeywords, LossOp, spec_of
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["grad_from_result", "loss_grad"]
 
@@ -107,24 +110,8 @@ def _index_grad(grad: FloatArray, rows: npt.NDArray[Any], result: LossResult) ->
 
 
 def loss_grad(
-    op: LossOp,
-    input: npt.ArrayLike,
-    target: npt.ArrayLike,
-    *,
-    weight: npt.ArrayLike | None = None,
-    ignore_index: int = DEFAULT_IGNORE_INDEX,
-    reduction: Reduction = "mean",
-    label_smoothing: float = 0.0,
-    class_dim: int | None = None,
+    op: LossOp, input: npt.ArrayLike, target: npt.ArrayLike, **options: Unpack[LossKeywords]
 ) -> FloatArray:
     """``d loss / d input`` of :func:`lossctl.core.loss_result` with the same arguments
     (validated the same way); for ``reduction='none'`` the gradient of the sum."""
-    spec = LossSpec(
-        op,
-        weight=None if weight is None else np.asarray(weight),
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        class_dim=class_dim,
-    )
-    return grad_from_result(compute(spec, input, target), input, target)
+    return grad_from_result(compute(spec_of(op, options), input, target), input, target)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -40,15 +41,19 @@ from lossctl.core.spec import (
     DEFAULT_IGNORE_INDEX,
     REDUCTIONS,
     FloatArray,
+    LossKeywords,
     LossOp,
     LossSpec,
-    Precision,
     Reduction,
     TargetKind,
     fmt_shape,
+    spec_of,
 )
 from lossctl.core.targets import TargetIndex, target_index
 from lossctl.errors import InputError
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "DEFAULT_IGNORE_INDEX",
@@ -399,28 +404,16 @@ def loss_result(
     input: npt.ArrayLike,
     target: npt.ArrayLike,
     *,
-    weight: npt.ArrayLike | None = None,
-    ignore_index: int = DEFAULT_IGNORE_INDEX,
-    reduction: Reduction = "mean",
-    label_smoothing: float = 0.0,
-    class_dim: int | None = None,
-    precision: Precision = "auto",
     on_rows: OnRows | None = None,
+    **options: Unpack[LossKeywords],
 ) -> LossResult:
-    """:func:`compute` with the options as keywords; warns when the class axis is ambiguous.
+    """:func:`compute` with the options as keywords (``weight``, ``ignore_index``,
+    ``reduction``, ``label_smoothing``, ``class_dim``, ``precision``: see
+    :class:`~lossctl.core.spec.LossSpec`); warns when the class axis is ambiguous.
 
     Raises :class:`InputError` for what PyTorch (or lossctl) refuses.
     """
-    spec = LossSpec(
-        op,
-        weight=None if weight is None else np.asarray(weight),
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        class_dim=class_dim,
-        precision=precision,
-    )
-    result = compute(spec, input, target, on_rows=on_rows)
+    result = compute(spec_of(op, options), input, target, on_rows=on_rows)
     if result.axis_candidates:
         warnings.warn(
             ambiguous_axis_text(
@@ -433,54 +426,29 @@ def loss_result(
 
 
 def nll_loss(
-    input: npt.ArrayLike,
-    target: npt.ArrayLike,
-    *,
-    weight: npt.ArrayLike | None = None,
-    ignore_index: int = DEFAULT_IGNORE_INDEX,
-    reduction: Reduction = "mean",
-    class_dim: int | None = None,
+    input: npt.ArrayLike, target: npt.ArrayLike, **options: Unpack[LossKeywords]
 ) -> float | FloatArray:
     """``l_n = -w[t_n]·input[n, t_n]``; mean = ``sum l_n / sum w[t_n]`` over non-ignored targets.
+
+    Options as PyTorch's ``F.nll_loss``: ``weight``, ``ignore_index`` (-100),
+    ``reduction`` ("mean"), and ``class_dim`` (inferred from the shapes).
 
     >>> nll_loss([[-0.5, -1.0]], [1])
     1.0
     """
-    return loss_result(
-        "nll_loss",
-        input,
-        target,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        class_dim=class_dim,
-    ).loss
+    return loss_result("nll_loss", input, target, **options).loss
 
 
 def cross_entropy(
-    input: npt.ArrayLike,
-    target: npt.ArrayLike,
-    *,
-    weight: npt.ArrayLike | None = None,
-    ignore_index: int = DEFAULT_IGNORE_INDEX,
-    reduction: Reduction = "mean",
-    label_smoothing: float = 0.0,
-    class_dim: int | None = None,
-    precision: Precision = "auto",
+    input: npt.ArrayLike, target: npt.ArrayLike, **options: Unpack[LossKeywords]
 ) -> float | FloatArray:
     """``nll_loss(log_softmax(input, class_dim), target)``; also label smoothing, soft targets.
+
+    Options as PyTorch's ``F.cross_entropy``: ``weight``, ``ignore_index`` (-100),
+    ``reduction`` ("mean"), ``label_smoothing`` (0.0), and ``class_dim`` (inferred from the
+    shapes) and ``precision`` ("auto": the float32 kernel for float32 input; "float64").
 
     >>> round(cross_entropy([[0.0, 0.0]], [0]), 6)  # log 2
     0.693147
     """
-    return loss_result(
-        "cross_entropy",
-        input,
-        target,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        class_dim=class_dim,
-        precision=precision,
-    ).loss
+    return loss_result("cross_entropy", input, target, **options).loss

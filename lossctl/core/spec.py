@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -95,3 +95,33 @@ class LossSpec:
 def fmt_shape(shape: tuple[int, ...]) -> str:
     """``(3, 2)``: a shape as PyTorch prints it, without NumPy integer types."""
     return str(tuple(int(n) for n in shape))
+
+
+class LossKeywords(TypedDict, total=False):
+    """The options of :class:`LossSpec` as keywords, for the functions of the Python API
+    (``cross_entropy(x, t, weight=..., reduction="sum")``): declared once, here."""
+
+    weight: npt.ArrayLike | None
+    ignore_index: int
+    reduction: Reduction
+    label_smoothing: float
+    class_dim: int | None
+    precision: Precision
+
+
+def spec_of(op: LossOp, options: LossKeywords) -> LossSpec:
+    """The spec of ``op`` with ``options`` (``weight`` may be any array-like); an unknown
+    keyword is a ``TypeError``, as for any Python function."""
+    unknown = sorted(set(options) - set(LossKeywords.__annotations__))
+    if unknown:
+        raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
+    weight = options.get("weight")
+    return LossSpec(
+        op,
+        weight=None if weight is None else np.asarray(weight),
+        ignore_index=options.get("ignore_index", DEFAULT_IGNORE_INDEX),
+        reduction=options.get("reduction", "mean"),
+        label_smoothing=options.get("label_smoothing", 0.0),
+        class_dim=options.get("class_dim"),
+        precision=options.get("precision", "auto"),
+    )

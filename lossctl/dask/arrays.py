@@ -16,27 +16,27 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from lossctl.core.exactsum import ZERO, ExactSum
 from lossctl.core.losses import (
-    DEFAULT_IGNORE_INDEX,
     FloatArray,
     LossOp,
     LossResult,
-    Reduction,
+    compute,
     infer_class_dim,
     normalize_axis,
     reduce_result,
 )
-from lossctl.core.losses import loss_result as core_loss_result
-from lossctl.core.spec import LossSpec, Precision
+from lossctl.core.spec import LossKeywords, LossSpec, spec_of
 from lossctl.errors import InputError, LossctlError
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class ClassAxisRechunkWarning(UserWarning):
@@ -48,29 +48,21 @@ class _Piece:
     """One block's share of a :class:`LossResult` (small: no logits)."""
 
     per_position: FloatArray
-    exact_total: ExactSum | None
     exact_denominator: ExactSum
     count: int
     ignored: int
     target_kind: str
 
 
-def _score_block(
-    op: LossOp, logits: npt.NDArray[Any], targets: npt.NDArray[Any], options: dict[str, Any]
-) -> _Piece:
-    result = core_loss_result(op, logits, targets, **options)
+def _score_block(spec: LossSpec, logits: npt.NDArray[Any], targets: npt.NDArray[Any]) -> _Piece:
+    result = compute(spec, logits, targets)
     return _Piece(
         per_position=result.per_position,
-        exact_total=result.exact_total,
         exact_denominator=result.exact_denominator,
         count=result.count,
         ignored=result.ignored,
         target_kind=result.target_kind,
     )
-
-
-BlockFn = Callable[[LossOp, npt.NDArray[Any], npt.NDArray[Any], dict[str, Any]], _Piece]
-BLOCK_OPS: dict[str, BlockFn] = {"cross_entropy": _score_block, "nll_loss": _score_block}
 
 
 def _require_dask() -> tuple[Any, Any]:
@@ -101,27 +93,16 @@ def _class_axis(
     return axis
 
 
-def loss_result(
-    op: LossOp,
-    input: Any,
-    target: Any,
-    *,
-    weight: npt.ArrayLike | None = None,
-    ignore_index: int = DEFAULT_IGNORE_INDEX,
-    reduction: Reduction = "mean",
-    label_smoothing: float = 0.0,
-    class_dim: int | None = None,
-    precision: Precision = "auto",
-) -> LossResult:
-    """:func:`lossctl.loss_result` of dask arrays (or anything ``dask.array.asarray`` takes).
+def loss_result(op: LossOp, input: Any, target: Any, **options: Unpack[LossKeywords]) -> LossResult:
+    """:func:`lossctl.loss_result` of dask arrays (or anything ``dask.array.asarray`` takes),
+    with the same keyword options.
 
     Computes the blocks (``dask.compute``) and returns the same :class:`LossResult`,
     ``per_position`` included.
     """
+    spec = spec_of(op, options)
     dask, da = _require_dask()
 
-    if op not in BLOCK_OPS:
-        raise InputError(f"op {op!r} is not available on dask arrays; use one of {[*BLOCK_OPS]}")
     logits = input if isinstance(input, da.Array) else da.asarray(input)
     labels = target if isinstance(target, da.Array) else da.asarray(target)
     for array, what in ((logits, "input"), (labels, "target")):
@@ -129,7 +110,7 @@ def loss_result(
             raise InputError(f"the {what} has unknown chunk sizes; call compute_chunk_sizes()")
     input_shape = tuple(int(n) for n in logits.shape)
     target_shape = tuple(int(n) for n in labels.shape)
-    axis = _class_axis(input_shape, target_shape, class_dim)
+    axis = _class_axis(input_shape, target_shape, spec.class_dim)
     if len(logits.chunks[axis]) > 1:
         warnings.warn(
             f"the class axis ({axis}) of the input is split into {len(logits.chunks[axis])} "
@@ -141,34 +122,17 @@ def loss_result(
     probabilities = target_shape == input_shape
     position_chunks = logits.chunks[:axis] + logits.chunks[axis + 1 :]
     labels = labels.rechunk(logits.chunks if probabilities else position_chunks)
-    options = {
-        "weight": None if weight is None else np.asarray(weight),
-        "ignore_index": ignore_index,
-        "reduction": reduction,
-        "label_smoothing": label_smoothing,
-        "class_dim": axis,
-        "precision": precision,
-    }
-    score = dask.delayed(BLOCK_OPS[op], pure=True)
+    spec = spec.with_class_dim(axis)
+    score = dask.delayed(_score_block, pure=True)
     logit_blocks, label_blocks = logits.to_delayed(), labels.to_delayed()
     grid = tuple(len(c) for c in position_chunks)
-    indices = list(np.ndindex(grid))
     tasks = []
-    for index in indices:
+    for index in np.ndindex(grid):
         block = (*index[:axis], 0, *index[axis:])
         tasks.append(
-            score(op, logit_blocks[block], label_blocks[block if probabilities else index], options)
+            score(spec, logit_blocks[block], label_blocks[block if probabilities else index])
         )
     pieces: list[_Piece] = list(dask.compute(*tasks))
-    spec = LossSpec(
-        op,
-        weight=None if weight is None else np.asarray(weight, dtype=np.float64),
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        class_dim=axis,
-        precision=precision,
-    )
     return _combined(spec, pieces, grid, input_shape)
 
 
@@ -200,47 +164,11 @@ def _blocked(pieces: list[_Piece], grid: tuple[int, ...]) -> FloatArray:
     return np.asarray(np.block(nested.tolist()), dtype=np.float64)
 
 
-def cross_entropy(
-    input: Any,
-    target: Any,
-    *,
-    weight: npt.ArrayLike | None = None,
-    ignore_index: int = DEFAULT_IGNORE_INDEX,
-    reduction: Reduction = "mean",
-    label_smoothing: float = 0.0,
-    class_dim: int | None = None,
-    precision: Precision = "auto",
-) -> float | FloatArray:
+def cross_entropy(input: Any, target: Any, **options: Unpack[LossKeywords]) -> float | FloatArray:
     """:func:`lossctl.cross_entropy` of dask arrays, bit for bit."""
-    return loss_result(
-        "cross_entropy",
-        input,
-        target,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        class_dim=class_dim,
-        precision=precision,
-    ).loss
+    return loss_result("cross_entropy", input, target, **options).loss
 
 
-def nll_loss(
-    input: Any,
-    target: Any,
-    *,
-    weight: npt.ArrayLike | None = None,
-    ignore_index: int = DEFAULT_IGNORE_INDEX,
-    reduction: Reduction = "mean",
-    class_dim: int | None = None,
-) -> float | FloatArray:
+def nll_loss(input: Any, target: Any, **options: Unpack[LossKeywords]) -> float | FloatArray:
     """:func:`lossctl.nll_loss` of dask arrays (log-probabilities), bit for bit."""
-    return loss_result(
-        "nll_loss",
-        input,
-        target,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        class_dim=class_dim,
-    ).loss
+    return loss_result("nll_loss", input, target, **options).loss

@@ -10,18 +10,18 @@ the worst positions.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from lossctl.core.losses import (
-    DEFAULT_IGNORE_INDEX,
     FloatArray,
     LossOp,
     LossResult,
-    Reduction,
     loss_result,
 )
+from lossctl.core.spec import LossKeywords
 from lossctl.trace.context import LossContext, loss_context
 from lossctl.trace.model import ARTICLE, Column, Edges, Remark, Step, Trace
 from lossctl.trace.nll import logprob_check, nll_steps
@@ -41,6 +41,9 @@ from lossctl.trace.steps import (
 )
 
 __all__ = ["explain_loss"]
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 def cross_entropy_steps(ctx: LossContext) -> list[Step]:
@@ -129,40 +132,28 @@ def explain_loss(
     input: npt.ArrayLike,
     target: npt.ArrayLike,
     *,
-    weight: npt.ArrayLike | None = None,
-    ignore_index: int = DEFAULT_IGNORE_INDEX,
-    reduction: Reduction = "mean",
-    label_smoothing: float = 0.0,
-    class_dim: int | None = None,
     edges: Edges | None = None,
     result: LossResult | None = None,
     cross_entropy: LossResult | None = None,
+    **options: Unpack[LossKeywords],
 ) -> Trace:
-    """The trace of ``cross_entropy`` or ``nll_loss`` (same arguments as ``core.loss_result``).
+    """The trace of ``cross_entropy`` or ``nll_loss`` (the options of ``core.loss_result``).
 
     Pass ``result`` when the loss was already computed with the same arguments
-    (the CLI does) so that the work is not done twice; for ``nll_loss``,
-    ``cross_entropy`` may likewise be the cross-entropy of the same input.
+    (the CLI does) so that the work is not done twice; its spec then gives the options.
+    For ``nll_loss``, ``cross_entropy`` may likewise be the cross-entropy of the same input.
     """
     if result is None:
-        result = loss_result(
-            op,
-            input,
-            target,
-            weight=weight,
-            ignore_index=ignore_index,
-            reduction=reduction,
-            label_smoothing=label_smoothing,
-            class_dim=class_dim,
-        )
+        result = loss_result(op, input, target, **options)
+    spec = result.spec
     ctx = loss_context(
         op,
         np.asarray(input),
         np.asarray(target),
         result,
-        weight=weight,
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
+        weight=spec.weight,
+        ignore_index=spec.ignore_index,
+        label_smoothing=spec.label_smoothing,
         edges=Edges() if edges is None else edges,
     )
     steps = nll_steps(ctx) if op == "nll_loss" else cross_entropy_steps(ctx)
