@@ -65,7 +65,7 @@ def test_header_no_refuses_names(tmp_path: Path) -> None:
         ("0,1\n0.5,0.5\n", [[0.5, 0.5]], "pandas' column names 0..1"),
         ("0,2\n1,3\n", [[0, 2], [1, 3]], None),  # not 0..C-1: data
         ("1\n0\n", [1, 0], None),
-        ("0\n", [0], "could be pandas' column names"),
+        ("0\n", [0], None),  # the only line: no data under it, so not a header
         ("0.0,1.0\n2.5,3\n", [[0, 1], [2.5, 3]], None),  # written with decimals: data
         (",a,b\n0,1,2\n1,3,4\n", [[1, 2], [3, 4]], "pandas' index"),
     ],
