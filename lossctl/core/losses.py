@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from lossctl.core.exactsum import ExactSum, exact_mean, exact_sum
 from lossctl.core.kernels import nll_of_logits
+from lossctl.core.overflow import gather_rows, index_coefficients, repair_rows, weight_scale
 from lossctl.core.rows import (
     RowStats,
     apply_along,
@@ -259,15 +260,24 @@ def _probability_loss(
         )
     classes = array.shape[axis]
     probs = rows_last(np.asarray(labels, dtype=np.float64), axis)
-    if spec.label_smoothing > 0.0:
+    if spec.label_smoothing > 0.0 and classes > 0:  # 0 classes: nothing to smooth
         probs = probs * (1.0 - spec.label_smoothing) + spec.label_smoothing / classes
-    logp = log_softmax_rows(rows_last(np.asarray(array, dtype=np.float64), axis))
-    weighted = probs if spec.weight is None else probs * spec.weight
+    rows = rows_last(np.asarray(array, dtype=np.float64), axis)
+    logp = log_softmax_rows(rows)
     with np.errstate(invalid="ignore", over="ignore"):
+        weighted = probs if spec.weight is None else probs * spec.weight
         per_row = -np.sum(weighted * logp, axis=1)
+    repair_rows(
+        per_row,
+        np.ones(per_row.shape, dtype=bool),
+        lambda flat: rows[flat],
+        lambda flat: probs[flat] if spec.weight is None else probs[flat] * spec.weight,
+    )
     count = per_row.shape[0]
     per_position = per_row.reshape(positions_shape(array.shape, axis))
-    return _reduce(spec, array.shape, per_position, ExactSum(count, 0), count, 0, None, ())
+    # PyTorch: the mean over an empty input is NaN (0 / numel·C⁻¹), also with 0 classes
+    denominator = ExactSum(count if array.size else 0, 0)
+    return _reduce(spec, array.shape, per_position, denominator, count, 0, None, ())
 
 
 def _index_loss(
@@ -284,19 +294,44 @@ def _index_loss(
         raise InputError("the input has 0 classes along its class axis; there is nothing to pick")
     targets = target_index(labels, classes, spec.ignore_index, spec.weight)
     eps = spec.label_smoothing
+    rows = (
+        None
+        if spec.op == "cross_entropy" and eps == 0.0
+        else rows_last(np.asarray(array, dtype=np.float64), axis)
+    )
+    picked: FloatArray | None = None  # -logp[t], when it does not depend on the weights
     if spec.op == "nll_loss":
-        rows = rows_last(np.asarray(array, dtype=np.float64), axis)
+        assert rows is not None
         picked = -np.take_along_axis(rows, targets.indices[:, None], axis=1)[:, 0]
     elif eps == 0.0:
         moved = np.moveaxis(array, axis, -1)
         picked = nll_of_logits(
             moved, targets.indices, precision=spec.precision, on_rows=on_rows
         ).reshape(-1)
-    else:
-        picked = _smoothed_nll(spec, rows_last(np.asarray(array, dtype=np.float64), axis), targets)
-    with np.errstate(invalid="ignore"):
-        per_row = targets.weight * picked if eps == 0.0 else picked
-    per_row = np.where(targets.counted, per_row, 0.0)
+
+    def losses(e: int) -> FloatArray:
+        """The per-row losses with the weights in units of 2**e."""
+        target_weight = np.ldexp(targets.weight, -e) if e else targets.weight
+        weight = None if spec.weight is None else np.ldexp(spec.weight, -e)
+        with np.errstate(invalid="ignore", over="ignore"):
+            if picked is not None:
+                per_row = target_weight * picked
+            else:
+                assert rows is not None
+                per_row = _smoothed_nll(eps, weight, rows, targets.indices, target_weight)
+        per_row = np.where(targets.counted, per_row, 0.0)
+        if spec.op == "cross_entropy":  # nll_loss: one product, rounded once
+            repair_rows(
+                per_row,
+                targets.counted,
+                lambda flat: gather_rows(array, axis, flat),
+                lambda flat: index_coefficients(
+                    targets.indices[flat], target_weight[flat], weight, classes, eps
+                ),
+            )
+        return per_row
+
+    per_row = losses(0)
     denominator = exact_sum(targets.weight)
     assert denominator is not None, "weights are checked to be finite"
     per_position = per_row.reshape(positions_shape(array.shape, axis))
@@ -309,20 +344,39 @@ def _index_loss(
         targets.ignored,
         targets,
         candidates,
+        exact_total=_scaled_total(per_row, spec.weight, losses),
     )
 
 
-def _smoothed_nll(spec: LossSpec, rows: FloatArray, targets: TargetIndex) -> FloatArray:
+def _scaled_total(
+    per_row: FloatArray, weight: FloatArray | None, losses: Callable[[int], FloatArray]
+) -> ExactSum | None:
+    """The exact sum of per-row losses that overflow only through large weights (the mean
+    ``Σ w·l / Σ w`` can be finite): computed in units of ``2**e``; ``None`` otherwise."""
+    e = weight_scale(weight)
+    if e <= 0 or np.all(np.isfinite(per_row)):
+        return None
+    scaled = exact_sum(losses(e))
+    return None if scaled is None else ExactSum(scaled.mantissa, scaled.exponent + e)
+
+
+def _smoothed_nll(
+    eps: float,
+    weight: FloatArray | None,
+    rows: FloatArray,
+    indices: npt.NDArray[np.intp],
+    target_weight: FloatArray,
+) -> FloatArray:
     """``(1-eps)·w[t]·(-logp[t]) + (eps/C)·sum_c w_c·(-logp_c)`` per row."""
-    eps, classes = spec.label_smoothing, rows.shape[1]
+    classes = rows.shape[1]
     stats = row_stats(rows)
-    shifted_target = np.take_along_axis(stats.shifted, targets.indices[:, None], axis=1)[:, 0]
+    shifted_target = np.take_along_axis(stats.shifted, indices[:, None], axis=1)[:, 0]
     logp = log_softmax_rows(rows, stats)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         nll = stats.log_norm - shifted_target
-        smooth = -np.sum(logp if spec.weight is None else logp * spec.weight, axis=1)
+        smooth = -np.sum(logp if weight is None else logp * weight, axis=1)
         return np.asarray(
-            (1.0 - eps) * (targets.weight * nll) + (eps / classes) * smooth, dtype=np.float64
+            (1.0 - eps) * (target_weight * nll) + (eps / classes) * smooth, dtype=np.float64
         )
 
 
@@ -335,8 +389,9 @@ def _reduce(
     ignored: int,
     targets: TargetIndex | None,
     candidates: tuple[int, ...],
+    exact_total: ExactSum | None = None,
 ) -> LossResult:
-    exact_total = exact_sum(per_position)
+    exact_total = exact_sum(per_position) if exact_total is None else exact_total
     total = float(np.sum(per_position)) if exact_total is None else exact_total.to_float()
     loss: float | FloatArray
     if spec.reduction == "none":
