@@ -16,6 +16,7 @@ input unless ``precision="float64"``; no float64 copy of the input)::
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from lossctl.core.exactsum import ExactSum, exact_mean, exact_sum
+from lossctl.core.exactsum import ZERO, ExactSum, exact_mean, exact_sum
 from lossctl.core.kernels import nll_of_logits
 from lossctl.core.overflow import gather_rows, index_coefficients, repair_rows, weight_scale
 from lossctl.core.rows import (
@@ -259,8 +260,14 @@ def _probability_loss(
             "ignored positions (drop --ignore-index)"
         )
     classes = array.shape[axis]
+    positions = positions_shape(array.shape, axis)
+    if classes == 0:  # every position's loss is -Σ of nothing; (10**12, 0) allocates nothing
+        count = math.prod(positions)
+        empty = np.broadcast_to(np.float64(-0.0), positions)
+        denominator = ExactSum(count if array.size else 0, 0)
+        return _reduce(spec, array.shape, empty, denominator, count, 0, None, (), ZERO)
     probs = rows_last(np.asarray(labels, dtype=np.float64), axis)
-    if spec.label_smoothing > 0.0 and classes > 0:  # 0 classes: nothing to smooth
+    if spec.label_smoothing > 0.0:
         probs = probs * (1.0 - spec.label_smoothing) + spec.label_smoothing / classes
     rows = rows_last(np.asarray(array, dtype=np.float64), axis)
     logp = log_softmax_rows(rows)

@@ -36,6 +36,13 @@ def _finite_or_name(value: float) -> float | str:
 def jsonable(value: Any) -> Any:
     """Numbers, arrays and containers as plain JSON values; non-finite floats as strings."""
     if isinstance(value, np.ndarray):
+        if value.size == 0:
+            return _empty_lists(tuple(int(n) for n in value.shape))
+        if value.size > MAX_JSON_VALUES:  # a broadcast (10**12,) of zeros from a tiny input
+            raise InputError(
+                f"the result has shape {tuple(int(n) for n in value.shape)}: {value.size} "
+                "values are too many for a JSON document; use --output FILE.npy for the array"
+            )
         if value.dtype.kind in "iub":
             return value.tolist()
         if np.all(np.isfinite(value)):
@@ -52,6 +59,27 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float | np.floating):
         return _finite_or_name(float(value))
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+MAX_EMPTY_LISTS = 1 << 20
+MAX_JSON_VALUES = 1 << 28
+
+
+def _empty_lists(shape: tuple[int, ...]) -> list[Any]:
+    """The nested lists of an empty array without enumerating it (the inner lists are shared).
+
+    Shape (10**12, 0) would be 10**12 ``[]`` in JSON: refused beyond :data:`MAX_EMPTY_LISTS`.
+    """
+    outer = shape[: shape.index(0)]
+    if math.prod(outer) > MAX_EMPTY_LISTS:
+        raise InputError(
+            f"the result has shape {tuple(shape)} and no values, but as JSON that is "
+            f"{math.prod(outer)} nested empty lists; use --output FILE.npy for the array"
+        )
+    nested: list[Any] = []
+    for length in reversed(outer):
+        nested = [nested] * length
+    return nested
 
 
 def dumps(document: dict[str, Any]) -> str:
