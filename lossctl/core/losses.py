@@ -26,7 +26,13 @@ import numpy.typing as npt
 
 from lossctl.core.exactsum import ZERO, ExactSum, exact_mean, exact_sum
 from lossctl.core.kernels import nll_of_logits
-from lossctl.core.overflow import gather_rows, index_coefficients, repair_rows, weight_scale
+from lossctl.core.overflow import (
+    gather_rows,
+    index_coefficients,
+    repair_rows,
+    scaled_total,
+    smoothed_nll,
+)
 from lossctl.core.rows import (
     RowStats,
     apply_along,
@@ -325,7 +331,7 @@ def _index_loss(
                 per_row = target_weight * picked
             else:
                 assert rows is not None
-                per_row = _smoothed_nll(eps, weight, rows, targets.indices, target_weight)
+                per_row = smoothed_nll(eps, weight, rows, targets.indices, target_weight)
         per_row = np.where(targets.counted, per_row, 0.0)
         if spec.op == "cross_entropy":  # nll_loss: one product, rounded once
             repair_rows(
@@ -351,40 +357,8 @@ def _index_loss(
         targets.ignored,
         targets,
         candidates,
-        exact_total=_scaled_total(per_row, spec.weight, losses),
+        exact_total=scaled_total(per_row, spec.weight, losses),
     )
-
-
-def _scaled_total(
-    per_row: FloatArray, weight: FloatArray | None, losses: Callable[[int], FloatArray]
-) -> ExactSum | None:
-    """The exact sum of per-row losses that overflow only through large weights (the mean
-    ``Σ w·l / Σ w`` can be finite): computed in units of ``2**e``; ``None`` otherwise."""
-    e = weight_scale(weight)
-    if e <= 0 or np.all(np.isfinite(per_row)):
-        return None
-    scaled = exact_sum(losses(e))
-    return None if scaled is None else ExactSum(scaled.mantissa, scaled.exponent + e)
-
-
-def _smoothed_nll(
-    eps: float,
-    weight: FloatArray | None,
-    rows: FloatArray,
-    indices: npt.NDArray[np.intp],
-    target_weight: FloatArray,
-) -> FloatArray:
-    """``(1-eps)·w[t]·(-logp[t]) + (eps/C)·sum_c w_c·(-logp_c)`` per row."""
-    classes = rows.shape[1]
-    stats = row_stats(rows)
-    shifted_target = np.take_along_axis(stats.shifted, indices[:, None], axis=1)[:, 0]
-    logp = log_softmax_rows(rows, stats)
-    with np.errstate(invalid="ignore", over="ignore"):
-        nll = stats.log_norm - shifted_target
-        smooth = -np.sum(logp if weight is None else logp * weight, axis=1)
-        return np.asarray(
-            (1.0 - eps) * (target_weight * nll) + (eps / classes) * smooth, dtype=np.float64
-        )
 
 
 def _reduce(

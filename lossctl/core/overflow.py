@@ -20,7 +20,8 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from lossctl.core.rows import row_stats
+from lossctl.core.exactsum import ExactSum, exact_sum
+from lossctl.core.rows import log_softmax_rows, row_stats
 from lossctl.core.spec import FloatArray
 
 
@@ -101,3 +102,35 @@ def index_coefficients(
     k = np.repeat((eps / classes) * base[None, :], indices.size, axis=0)
     k[np.arange(indices.size), indices] += (1.0 - eps) * target_weight
     return k
+
+
+def scaled_total(
+    per_row: FloatArray, weight: FloatArray | None, losses: Callable[[int], FloatArray]
+) -> ExactSum | None:
+    """The exact sum of per-row losses that overflow only through large weights (the mean
+    ``Σ w·l / Σ w`` can be finite): computed in units of ``2**e``; ``None`` otherwise."""
+    e = weight_scale(weight)
+    if e <= 0 or np.all(np.isfinite(per_row)):
+        return None
+    scaled = exact_sum(losses(e))
+    return None if scaled is None else ExactSum(scaled.mantissa, scaled.exponent + e)
+
+
+def smoothed_nll(
+    eps: float,
+    weight: FloatArray | None,
+    rows: FloatArray,
+    indices: npt.NDArray[np.intp],
+    target_weight: FloatArray,
+) -> FloatArray:
+    """``(1-eps)·w[t]·(-logp[t]) + (eps/C)·sum_c w_c·(-logp_c)`` per row."""
+    classes = rows.shape[1]
+    stats = row_stats(rows)
+    shifted_target = np.take_along_axis(stats.shifted, indices[:, None], axis=1)[:, 0]
+    logp = log_softmax_rows(rows, stats)
+    with np.errstate(invalid="ignore", over="ignore"):
+        nll = stats.log_norm - shifted_target
+        smooth = -np.sum(logp if weight is None else logp * weight, axis=1)
+        return np.asarray(
+            (1.0 - eps) * (target_weight * nll) + (eps / classes) * smooth, dtype=np.float64
+        )
