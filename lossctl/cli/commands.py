@@ -275,23 +275,52 @@ def doctor(
 
 def merge(
     results: Annotated[
-        list[str], typer.Argument(help="--json results of lossctl ce or nll, or '-'.")
+        list[str],
+        typer.Argument(help="--json results of lossctl ce or nll, or '-' (JSON Lines on stdin)."),
     ],
     json_output: JsonOption = False,
     output_path: OutputPathOption = None,
     digits: DigitsOption = 4,
+    allow_duplicates: Annotated[
+        bool,
+        typer.Option(
+            "--allow-duplicates",
+            help="Merge results computed from the same inputs (same fingerprint) or files "
+            "named twice, counting their data twice.",
+        ),
+    ] = False,
 ) -> None:
     """Merge shard results into the loss of all the data, exactly (Σ sums / Σ denominators).
 
     Example: lossctl merge shard-0.json shard-1.json  (each from lossctl ce ... --json)
     """
     from lossctl.core.merge import merge_partials
-    from lossctl.io.documents import partial_from_document
+    from lossctl.io.documents import documents_from_bytes, partial_from_document
+    from lossctl.io.fingerprint import same_files
     from lossctl.io.readers import read_document
 
     check_stdin(results)
+    repeated = same_files(results)
+    if repeated and not allow_duplicates:
+        raise InputError(
+            f"{repeated[0]} is named twice: merging it twice would count its data twice "
+            "(pass --allow-duplicates if that is what you want)"
+        )
     stdin = current().stdin
-    partials = [partial_from_document(*read_document(spec, stdin=stdin)) for spec in results]
-    merged = merge_partials(partials)
+    partials = []
+    for spec in results:
+        if spec == "-":
+            data = stdin.read() if stdin is not None else b""
+            documents = documents_from_bytes(data, "standard input")
+            many = len(documents) > 1
+            partials += [
+                partial_from_document(
+                    document, f"standard input (document {n})" if many else "standard input"
+                )
+                for n, document in enumerate(documents, 1)
+            ]
+        else:
+            partials.append(partial_from_document(*read_document(spec, stdin=stdin)))
+    merged = merge_partials(partials, allow_duplicates=allow_duplicates)
     output = OutputOptions(json=json_output, path=output_path, digits=digits)
     loss.emit_merged(merged, [p.source for p in partials], [], output)
