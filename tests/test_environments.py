@@ -698,7 +698,15 @@ def test_output_on_doctor_and_merge(tmp_path: Path) -> None:
     assert not (tmp_path / "d.npy").exists() and _leftovers(tmp_path) == []
     shard = tmp_path / "shard.json"
     assert run_lossctl("ce", LOGITS, LABELS, "--json", "-o", str(shard)).code == 0
-    merged = run_lossctl("merge", str(shard), str(shard), "--json", "-o", str(tmp_path / "m.npy"))
+    merged = run_lossctl(
+        "merge",
+        str(shard),
+        str(shard),
+        "--allow-duplicates",
+        "--json",
+        "-o",
+        str(tmp_path / "m.npy"),
+    )
     assert merged.code == 0 and merged.stdout == b""
     loss = np.load(tmp_path / "m.npy")
     assert loss.shape == () and float(loss) == pytest.approx(3.2654828147938195, rel=1e-15)

@@ -97,9 +97,6 @@ class Run:
         assert "Traceback" not in self.err, self.err
         assert self.stdout == b"", f"stdout must stay empty on error: {self.stdout[:300]!r}"
         lines = self.err.splitlines()
-        if self.code == 2:  # click's usage error: Usage / Try / (blank) / Error: ...
-            assert lines and lines[-1].startswith("Error: "), self.err
-            return lines[-1]
         assert len(lines) == 1, f"expected one line on stderr, got {self.err!r}"
         return lines[0]
 
@@ -924,6 +921,35 @@ CASES: list[Case] = [
         ("ce", *SEED, "--output", "loss.npz"),
         "cannot write .npz files: use .npy for the array or .json for the JSON document",
         code=2,
+    ),
+    # -- merge documents
+    bad(
+        "merge-negative-count",
+        "Merge documents",
+        "a `--json` result with `count: -3`",
+        ("merge", "hostile/merge_negative_count.json"),
+        "must be whole numbers ≥ 0",
+    ),
+    bad(
+        "merge-huge-exponent",
+        "Merge documents",
+        'exact sum `"1*2**4000000000"` (refused before any arithmetic)',
+        ("merge", "hostile/merge_huge_exponent.json"),
+        "outside float64's range",
+    ),
+    bad(
+        "merge-contradiction",
+        "Merge documents",
+        "`sum` that contradicts `exact.sum`",
+        ("merge", "hostile/merge_contradiction.json"),
+        "contradicts exact.sum",
+    ),
+    bad(
+        "merge-same-file-twice",
+        "Merge documents",
+        "the same result named twice",
+        ("merge", "hostile/merge_contradiction.json", "hostile/merge_contradiction.json"),
+        "is named twice",
     ),
 ]
 
