@@ -88,9 +88,6 @@ class Run:
         assert "Traceback" not in self.err, self.err
         assert self.stdout == b"", f"stdout must stay empty on error: {self.stdout[:300]!r}"
         lines = self.err.splitlines()
-        if self.code == 2:  # click's usage error: Usage / Try / (blank) / Error: ...
-            assert lines and lines[-1].startswith("Error: "), self.err
-            return lines[-1]
         assert len(lines) == 1, f"expected one line on stderr, got {self.err!r}"
         return lines[0]
 

@@ -287,11 +287,22 @@ def doctor(
 
 def merge(
     results: Annotated[
-        list[str], typer.Argument(help="--json results of lossctl ce, nll or kl, or '-'.")
+        list[str],
+        typer.Argument(
+            help="--json results of lossctl ce, nll or kl, or '-' (JSON Lines on stdin)."
+        ),
     ],
     json_output: JsonOption = False,
     output_path: OutputPathOption = None,
     digits: DigitsOption = 4,
+    allow_duplicates: Annotated[
+        bool,
+        typer.Option(
+            "--allow-duplicates",
+            help="Merge results computed from the same inputs (same fingerprint) or files "
+            "named twice, counting their data twice.",
+        ),
+    ] = False,
 ) -> None:
     """Merge shard results into the loss of all the data, exactly (Σ sums / Σ denominators).
 
@@ -301,12 +312,30 @@ def merge(
     through the histograms they carry).
     """
     from lossctl.core.merge import merge_partials
-    from lossctl.io.documents import partial_from_document
+    from lossctl.io.documents import documents_from_bytes, partial_from_document
+    from lossctl.io.fingerprint import same_files
     from lossctl.io.readers import read_document
 
     check_stdin(results)
+    repeated = same_files(results)
+    if repeated and not allow_duplicates:
+        raise InputError(
+            f"{repeated[0]} is named twice: merging it twice would count its data twice "
+            "(pass --allow-duplicates if that is what you want)"
+        )
     stdin = current().stdin
-    documents = [read_document(spec, stdin=stdin) for spec in results]
+    documents: list[tuple[dict[str, Any], str]] = []
+    for spec in results:
+        if spec == "-":
+            data = stdin.read() if stdin is not None else b""
+            found = documents_from_bytes(data, "standard input")
+            many = len(found) > 1
+            documents += [
+                (document, f"standard input (document {n})" if many else "standard input")
+                for n, document in enumerate(found, 1)
+            ]
+        else:
+            documents.append(read_document(spec, stdin=stdin))
     output = OutputOptions(json=json_output, path=output_path, digits=digits)
     if any(document.get("op") == "kl" for document, _ in documents):
         from lossctl.cli.kl import merge_documents
@@ -314,5 +343,5 @@ def merge(
         merge_documents(documents, output)
         return
     partials = [partial_from_document(*pair) for pair in documents]
-    merged = merge_partials(partials)
+    merged = merge_partials(partials, allow_duplicates=allow_duplicates)
     loss.emit_merged(merged, [p.source for p in partials], [], output)

@@ -95,9 +95,15 @@ def run_shards(request: LossRequest, pairs: list[tuple[str, str]]) -> None:
     """
     from lossctl.cli.progress import Progress
     from lossctl.core.merge import partial_from_result
+    from lossctl.io.fingerprint import result_fingerprint, same_files
 
     refuse_per_input_extras(request)
     check_stdin([spec for pair in pairs for spec in pair])
+    repeated = same_files([i for i, _ in pairs]) + same_files([t for _, t in pairs])
+    if repeated:
+        raise InputError(
+            f"{repeated[0]} is named twice in the shard list: its data would be counted twice"
+        )
     weight = read_weight(request.target.weight)
     progress = Progress(len(pairs), "shards", enabled=not request.loss.quiet)
     partials, per_position, messages = [], [], []
@@ -105,7 +111,11 @@ def run_shards(request: LossRequest, pairs: list[tuple[str, str]]) -> None:
         values = read(input_spec, request.target.key, request.target.header.value, values=True)
         labels = read(labels_spec, request.target.labels_key, request.target.header.value)
         result, _ = compute_loss(request, values, labels, weight, request.target.class_dim)
-        partials.append(partial_from_result(result, values.source))
+        digest = result_fingerprint(
+            [("input", input_spec, values.array), ("target", labels_spec, labels.array)]
+        )["digest"]
+        partial = partial_from_result(result, values.source)
+        partials.append(dataclasses.replace(partial, fingerprints=(digest,)))
         per_position.append(result.per_position)
         _, found = loss_checks(values, labels, result, request.extras, request.target.class_dim)
         messages += [f"{values.source}: {message}" for message in found]
@@ -216,6 +226,15 @@ def run_one(request: LossRequest, input_spec: str, labels_spec: str) -> None:
         from lossctl.io.documents import loss_document
 
         document = loss_document(result, sources, messages)
+        from lossctl.io.fingerprint import result_fingerprint
+
+        document["fingerprint"] = result_fingerprint(
+            [
+                ("input", input_spec, values.array),
+                ("target", labels_spec, labels.array),
+                ("weight", request.target.weight, weight),
+            ]
+        )
         if trace is not None:
             from lossctl.render.explain_data import steps_json
 

@@ -27,15 +27,14 @@ from lossctl.cli.streams import (
     report_interrupt,
     safely,
     stderr_line,
+    warnings_after_result,
 )
 from lossctl.errors import ExitStatus, LossctlError
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of the ``lossctl`` script and ``python -m lossctl``; never returns."""
-    with contextlib.suppress(ValueError):  # ValueError: not in the main thread
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _terminated)
+    install_signal_handlers()
     try:
         code = run_cli(sys.argv[1:] if argv is None else argv)
     except KeyboardInterrupt:  # a second Ctrl-C while finishing up
@@ -83,23 +82,25 @@ def _run(args: list[str]) -> int:
     try:
         from lossctl.cli.app import app
 
-        result = app(args, standalone_mode=False)
-        stdout = current().stdout
-        if stdout is not None:  # what was printed outside write_stdout (click's --help)
-            try:
-                stdout.flush()
-            except BrokenPipeError:
-                raise
-            except OSError as error:
-                raise LossctlError(f"cannot write to standard output: {reason(error)}") from None
+        with warnings_after_result():  # the result first; a dead stderr never costs it
+            result = app(args, standalone_mode=False)
+            stdout = current().stdout
+            if stdout is not None:  # what was printed outside write_stdout (click's --help)
+                try:
+                    stdout.flush()
+                except BrokenPipeError:
+                    raise
+                except OSError as error:
+                    raise LossctlError(
+                        f"cannot write to standard output: {reason(error)}"
+                    ) from None
     except (StdoutClosed, BrokenPipeError):
         return stdout_closed()
     except LossctlError as error:  # raised outside a command (--version, the final flush)
         stderr_line(f"lossctl: error: {' '.join(str(error).split())}")
         return error.exit_code
     except _CLICK_EXCEPTION as error:
-        if error.format_message().strip():  # type: ignore[attr-defined]
-            safely(error.show)  # type: ignore[attr-defined]
+        usage_error_line(error)
         return int(error.exit_code)  # type: ignore[attr-defined]
     except (typer.Abort, KeyboardInterrupt):
         return report_interrupt(once=True)
@@ -156,9 +157,58 @@ def prepare_streams() -> None:
                 stream.reconfigure(errors=UNENCODABLE)
 
 
+def usage_error_line(error: Exception) -> None:
+    """click's usage error as one line, like every other error:
+    ``lossctl: error: <message> (see lossctl CMD --help)``."""
+    message = " ".join(str(error.format_message()).split())  # type: ignore[attr-defined]
+    if not message:
+        return
+    names = []
+    context = getattr(error, "ctx", None)
+    while context is not None and getattr(context, "parent", None) is not None:
+        names.append(str(context.info_name))  # not the root's: "python -m lossctl" is lossctl
+        context = context.parent
+    command = " ".join(["lossctl", *reversed(names)])
+    hint = f" (see {command} --help)" if int(getattr(error, "exit_code", 1)) == 2 else ""
+    stderr_line(f"lossctl: error: {message}{hint}")
+
+
+# Every catchable signal whose default action ends the process: unwind (so --output
+# removes its temporary file) and exit 128 + signum. SIGINT is KeyboardInterrupt; SIGPIPE
+# is ignored by Python (a closed stdout is BrokenPipeError, exit 141).
+TERMINATING_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in (
+        "SIGTERM",
+        "SIGHUP",
+        "SIGQUIT",
+        "SIGUSR1",
+        "SIGUSR2",
+        "SIGALRM",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGXCPU",
+        "SIGXFSZ",
+    )
+    if hasattr(signal, name)
+)
+
+
+def install_signal_handlers() -> None:
+    """Handle :data:`TERMINATING_SIGNALS` that still have their default action."""
+    for signum in TERMINATING_SIGNALS:
+        with contextlib.suppress(ValueError, OSError):  # ValueError: not the main thread
+            if signal.getsignal(signum) == signal.SIG_DFL:
+                signal.signal(signum, _terminated)
+
+
 def _terminated(signum: int, frame: object) -> None:
-    """SIGTERM (``kill``, ``timeout``): unwind like Ctrl-C, so ``--output`` cleans up; 143."""
-    stderr_line("lossctl: terminated")
+    """SIGTERM (``kill``, ``timeout``), SIGHUP, SIGQUIT, …: unwind like Ctrl-C, so that
+    ``--output`` cleans up; exit 128 + signum (143 for SIGTERM)."""
+    if signum == signal.SIGTERM:
+        stderr_line("lossctl: terminated")
+    else:
+        stderr_line(f"lossctl: terminated by {signal.Signals(signum).name}")
     raise SystemExit(128 + signum)
 
 

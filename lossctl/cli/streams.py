@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import errno
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -112,13 +113,42 @@ def stderr_line(line: str) -> None:
         safely(lambda: (stream.write(line + "\n"), stream.flush()))
 
 
+_deferred: list[list[str]] = []
+
+
+@contextlib.contextmanager
+def warnings_after_result() -> Iterator[None]:
+    """Hold the ``lossctl: warning:`` lines of the block back until it ends (or an error
+    line is written): the result goes to stdout and ``--output`` first, so a dead or full
+    stderr can never cost it."""
+    _deferred.append([])
+    try:
+        yield
+    finally:
+        flush_warnings()
+        _deferred.pop()
+
+
+def flush_warnings() -> None:
+    """Write the held-back warnings now (failures to write them are ignored)."""
+    if _deferred:
+        held, _deferred[-1] = _deferred[-1], []
+        for line in held:
+            stderr_line(line)
+
+
 def warn(message: str) -> None:
-    """``lossctl: warning: …`` on stderr."""
-    stderr_line(f"lossctl: warning: {one_line(message)}")
+    """``lossctl: warning: …`` on stderr (held back inside :func:`warnings_after_result`)."""
+    line = f"lossctl: warning: {one_line(message)}"
+    if _deferred:
+        _deferred[-1].append(line)
+    else:
+        stderr_line(line)
 
 
 def error_line(message: str) -> None:
-    """``lossctl: error: …`` on stderr."""
+    """``lossctl: error: …`` on stderr, after any held-back warnings."""
+    flush_warnings()
     stderr_line(f"lossctl: error: {one_line(message)}")
 
 
@@ -148,7 +178,12 @@ def write_stdout(text: str) -> None:
         return
     data = memoryview(text.encode(encoding, getattr(stream, "errors", None) or "strict"))
     try:
-        stream.flush()
+        _until_ready(stream.flush, stream)
+        fd = _fileno(buffer)
+        if fd is not None:  # straight to the descriptor: EAGAIN waits, nothing is lost
+            while data:
+                data = data[_write_fd(fd, data[: 1 << 16]) :]
+            return
         while data:
             written = buffer.write(data[: 1 << 16])
             if not written:  # a non-blocking stream that takes nothing: do not spin
@@ -159,6 +194,52 @@ def write_stdout(text: str) -> None:
         raise StdoutClosed() from None  # not an OSError: typer/click must not catch it
     except OSError as error:  # a full disk, an I/O error: not a bug, one error line
         raise LossctlError(f"cannot write to standard output: {reason(error)}") from None
+
+
+WAIT_SECONDS = 3600.0  # a reader that takes nothing for an hour is gone
+
+
+def _fileno(stream: Any) -> int | None:
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return fd if isinstance(fd, int) else None
+
+
+def _wait_writable(fd: int) -> None:
+    """Block until ``fd`` (non-blocking, full) can take more (``select``), or give up."""
+    import select
+
+    _, ready, _ = select.select([], [fd], [], WAIT_SECONDS)
+    if not ready:
+        raise OSError(errno.EAGAIN, "standard output took nothing for an hour")
+
+
+def _write_fd(fd: int, chunk: memoryview) -> int:
+    """``os.write`` that waits when a non-blocking descriptor is full; at least 1 byte."""
+    while True:
+        try:
+            written = os.write(fd, chunk)
+        except BlockingIOError:
+            _wait_writable(fd)
+            continue
+        if written:
+            return written
+        _wait_writable(fd)
+
+
+def _until_ready(flush: Callable[[], object], stream: Any) -> None:
+    """``flush()``, waiting while a non-blocking descriptor is full."""
+    for _ in range(1 << 20):
+        try:
+            flush()
+            return
+        except BlockingIOError:
+            fd = _fileno(stream)
+            if fd is None:
+                raise
+            _wait_writable(fd)
 
 
 def stdout_encoding() -> str | None:

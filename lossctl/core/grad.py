@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from lossctl.core.exactsum import ExactSum
 from lossctl.core.losses import LossResult, compute
+from lossctl.core.overflow import weight_scale
 from lossctl.core.rows import from_rows, row_blocks, rows_last, softmax_into
 from lossctl.core.spec import FloatArray, LossKeywords, LossOp, spec_of
 
@@ -60,6 +62,10 @@ def grad_from_result(result: LossResult, input: npt.ArrayLike, target: npt.Array
     spec = result.spec
     mean = result.reduction == "mean"
     eps = spec.label_smoothing
+    # weights in units of 2**e (largest magnitude in [0.5, 1)), scaled back at the end,
+    # so that neither Σw nor w/Σw overflows when the gradient itself is finite
+    e = weight_scale(spec.weight)
+    weight = None if spec.weight is None else np.ldexp(spec.weight, -e)
     if result.targets is None:
         targets = rows_last(np.asarray(target), axis)
         scale = 1.0 / count if mean else 1.0
@@ -67,37 +73,48 @@ def grad_from_result(result: LossResult, input: npt.ArrayLike, target: npt.Array
             q = np.asarray(targets[block], dtype=np.float64)
             if eps > 0.0:
                 q = q * (1.0 - eps) + eps / classes
-            upstream = -scale * (q if spec.weight is None else q * spec.weight)  # dl/dlogp
+            upstream = -scale * (q if weight is None else q * weight)  # dl/dlogp / 2**e
             g = grad[block]
             softmax_into(g, rows[block])
             with np.errstate(invalid="ignore"):
                 g *= -upstream.sum(axis=1, keepdims=True)
                 g += upstream
-        return np.asarray(from_rows(grad, shape, axis), dtype=np.float64)
-    _index_grad(grad, rows, result)
+    elif result.reduction == "mean":  # w[t]/Σw: the scale cancels
+        _index_grad(grad, rows, result, weight, e)
+        e = 0
+    else:
+        _index_grad(grad, rows, result, weight, e)
+    if e:
+        with np.errstate(over="ignore"):
+            np.ldexp(grad, e, out=grad)
     return np.asarray(from_rows(grad, shape, axis), dtype=np.float64)
 
 
-def _index_grad(grad: FloatArray, rows: npt.NDArray[Any], result: LossResult) -> None:
-    """Fill ``grad`` for class-index targets (``result.targets``)."""
+def _index_grad(
+    grad: FloatArray, rows: npt.NDArray[Any], result: LossResult, weight: FloatArray | None, e: int
+) -> None:
+    """Fill ``grad`` for class-index targets (``result.targets``), with the weights in
+    units of ``2**e`` (``weight``; the caller scales ``grad`` back)."""
     assert result.targets is not None
     spec, targets = result.spec, result.targets
     count, classes = grad.shape
     eps = spec.label_smoothing
+    denominator = ExactSum(result.exact_denominator.mantissa, result.exact_denominator.exponent - e)
     with np.errstate(divide="ignore", invalid="ignore"):
-        per_row = 1.0 / np.float64(result.denominator) if result.reduction == "mean" else 1.0
+        # mean: w[t]/Σw = (w[t]·2**-e)/(Σw·2**-e), so the result needs no scaling back
+        per_row = 1.0 / np.float64(denominator.to_float()) if result.reduction == "mean" else 1.0
         scale = np.where(targets.counted, per_row, 0.0)  # ignored rows: exactly 0
-        a = scale * (1.0 - eps) * targets.weight
+        a = scale * (1.0 - eps) * np.ldexp(targets.weight, -e)
         b = scale * (eps / classes)  # coefficient of the uniform (smoothing) term
     rows_index = np.flatnonzero(targets.counted)
     picked = targets.indices[rows_index]
     if result.op == "nll_loss":
         grad[rows_index, picked] = -a[rows_index]
         return
-    total_w = float(classes) if spec.weight is None else float(np.sum(spec.weight))
+    total_w = float(classes) if weight is None else float(np.sum(weight))
     with np.errstate(invalid="ignore"):
         coefficient = a + b * total_w if eps > 0.0 else a
-    smoothing = None if eps == 0.0 else (np.ones(classes) if spec.weight is None else spec.weight)
+    smoothing = None if eps == 0.0 else (np.ones(classes) if weight is None else weight)
     for block in row_blocks(count, classes):
         g = grad[block]
         softmax_into(g, rows[block])

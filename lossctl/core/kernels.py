@@ -86,6 +86,14 @@ def shared_pool(workers: int) -> ThreadPoolExecutor:
     return _pool(workers)
 
 
+def _drop_pool(workers: int) -> None:
+    """Forget a pool that could not start its threads (its queued work finds no blocks)."""
+    with _pools_lock:
+        pool = _pools.pop(workers, None)
+    if pool is not None:
+        pool.shutdown(wait=False)
+
+
 def _compute_dtype(dtype: npt.DTypeLike, precision: Precision = "auto") -> np.dtype[np.floating]:
     """float32 for float16/float32 inputs under ``"auto"``, else float64."""
     dt = np.dtype(dtype)
@@ -159,7 +167,14 @@ def nll_of_logits(
         work(iter(blocks))
     else:
         shared = _Shared(blocks)
-        for future in [_pool(workers).submit(work, shared) for _ in range(workers)]:
+        futures = []
+        try:
+            for _ in range(workers):
+                futures.append(_pool(workers).submit(work, shared))
+        except RuntimeError:  # "can't start new thread" (ulimit -v, -u): fewer threads
+            _drop_pool(workers)
+            work(shared)  # this thread takes the blocks no worker has taken
+        for future in futures:
             future.result()
     return out.reshape(lead)
 

@@ -16,6 +16,7 @@ input unless ``precision="float64"``; no float64 copy of the input)::
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,8 +25,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from lossctl.core.exactsum import ExactSum, exact_mean, exact_sum
+from lossctl.core.exactsum import ZERO, ExactSum, exact_mean, exact_sum
 from lossctl.core.kernels import RowSource, nll_of_logits
+from lossctl.core.overflow import (
+    gather_rows,
+    index_coefficients,
+    repair_rows,
+    scaled_total,
+    smoothed_nll,
+)
 from lossctl.core.rows import (
     RowStats,
     apply_along,
@@ -274,16 +282,33 @@ def _probability_loss(
             "ignored positions (drop --ignore-index)"
         )
     classes = array.shape[axis]
+    positions = positions_shape(array.shape, axis)
+    if classes == 0:  # every position's loss is -Σ of nothing; (10**12, 0) allocates nothing
+        count = math.prod(positions)
+        empty = np.broadcast_to(np.float64(-0.0), positions)
+        denominator = ExactSum(count if array.size else 0, 0)
+        return reduce_result(
+            spec, array.shape, empty, denominator, count, 0, None, (), exact_total=ZERO
+        )
     probs = rows_last(np.asarray(labels, dtype=np.float64), axis)
     if spec.label_smoothing > 0.0:
         probs = probs * (1.0 - spec.label_smoothing) + spec.label_smoothing / classes
-    logp = log_softmax_rows(rows_last(np.asarray(array, dtype=np.float64), axis))
-    weighted = probs if spec.weight is None else probs * spec.weight
+    rows = rows_last(np.asarray(array, dtype=np.float64), axis)
+    logp = log_softmax_rows(rows)
     with np.errstate(invalid="ignore", over="ignore"):
+        weighted = probs if spec.weight is None else probs * spec.weight
         per_row = -np.sum(weighted * logp, axis=1)
+    repair_rows(
+        per_row,
+        np.ones(per_row.shape, dtype=bool),
+        lambda flat: rows[flat],
+        lambda flat: probs[flat] if spec.weight is None else probs[flat] * spec.weight,
+    )
     count = per_row.shape[0]
     per_position = per_row.reshape(positions_shape(array.shape, axis))
-    return reduce_result(spec, array.shape, per_position, ExactSum(count, 0), count, 0, None, ())
+    # PyTorch: the mean over an empty input is NaN (0 / numel·C⁻¹), also with 0 classes
+    denominator = ExactSum(count if array.size else 0, 0)
+    return reduce_result(spec, array.shape, per_position, denominator, count, 0, None, ())
 
 
 def _index_loss(
@@ -300,6 +325,7 @@ def _index_loss(
         raise InputError("the input has 0 classes along its class axis; there is nothing to pick")
     targets = target_index(labels, classes, spec.ignore_index, spec.weight)
     eps = spec.label_smoothing
+    picked: FloatArray | None = None  # -logp[t], when it does not depend on the weights
     if spec.op == "nll_loss":
         picked = _picked(array, axis, targets)
     elif eps == 0.0:
@@ -307,11 +333,29 @@ def _index_loss(
         picked = nll_of_logits(
             moved, targets.indices, precision=spec.precision, on_rows=on_rows
         ).reshape(-1)
-    else:
-        picked = _smoothed_nll(spec, array, axis, targets)
-    with np.errstate(invalid="ignore"):
-        per_row = targets.weight * picked if eps == 0.0 else picked
-    per_row = np.where(targets.counted, per_row, 0.0)
+
+    def losses(e: int) -> FloatArray:
+        """The per-row losses with the weights in units of 2**e."""
+        target_weight = np.ldexp(targets.weight, -e) if e else targets.weight
+        weight = None if spec.weight is None else np.ldexp(spec.weight, -e)
+        with np.errstate(invalid="ignore", over="ignore"):
+            if picked is not None:
+                per_row = target_weight * picked
+            else:
+                per_row = _smoothed_blocks(eps, weight, array, axis, targets, target_weight)
+        per_row = np.where(targets.counted, per_row, 0.0)
+        if spec.op == "cross_entropy":  # nll_loss: one product, rounded once
+            repair_rows(
+                per_row,
+                targets.counted,
+                lambda flat: gather_rows(array, axis, flat),
+                lambda flat: index_coefficients(
+                    targets.indices[flat], target_weight[flat], weight, classes, eps
+                ),
+            )
+        return per_row
+
+    per_row = losses(0)
     denominator = exact_sum(targets.weight)
     assert denominator is not None, "weights are checked to be finite"
     per_position = per_row.reshape(positions_shape(array.shape, axis))
@@ -324,6 +368,7 @@ def _index_loss(
         targets.ignored,
         targets,
         candidates,
+        exact_total=scaled_total(per_row, spec.weight, losses),
     )
 
 
@@ -334,25 +379,23 @@ def _picked(array: npt.NDArray[np.generic], axis: int, targets: TargetIndex) -> 
     return -np.asarray(picked, dtype=np.float64).reshape(-1)
 
 
-def _smoothed_nll(
-    spec: LossSpec, array: npt.NDArray[np.generic], axis: int, targets: TargetIndex
+def _smoothed_blocks(
+    eps: float,
+    weight: FloatArray | None,
+    array: npt.NDArray[np.generic],
+    axis: int,
+    targets: TargetIndex,
+    target_weight: FloatArray,
 ) -> FloatArray:
-    """``(1-eps)·w[t]·(-logp[t]) + (eps/C)·sum_c w_c·(-logp_c)`` per row, block by block of
-    rows (float64 blocks, memory-mapped pages released after each)."""
-    eps = spec.label_smoothing
+    """:func:`~lossctl.core.overflow.smoothed_nll` block by block of rows (float64 blocks,
+    memory-mapped pages released after each): no float64 copy of the input."""
     source = RowSource(np.moveaxis(array, axis, -1))
     count, classes = len(targets.indices), array.shape[axis]
     out = np.empty(count)
     for block in row_blocks(count, classes):
         start, stop, _ = block.indices(count)
         rows = np.asarray(source.block(start, stop), dtype=np.float64)
-        stats = row_stats(rows)
-        shifted = np.take_along_axis(stats.shifted, targets.indices[block, None], axis=1)[:, 0]
-        logp = log_softmax_rows(rows, stats)
-        with np.errstate(invalid="ignore"):
-            nll = stats.log_norm - shifted
-            smooth = -np.sum(logp if spec.weight is None else logp * spec.weight, axis=1)
-            out[block] = (1.0 - eps) * (targets.weight[block] * nll) + (eps / classes) * smooth
+        out[block] = smoothed_nll(eps, weight, rows, targets.indices[block], target_weight[block])
         source.release(start, stop)
     return out
 
@@ -367,10 +410,11 @@ def reduce_result(
     targets: TargetIndex | None = None,
     candidates: tuple[int, ...] = (),
     target_kind: TargetKind | None = None,
+    exact_total: ExactSum | None = None,
 ) -> LossResult:
-    """The result of per-position losses: their exact sum, and the reduction ``spec`` asks
-    for (``mean`` = exact sum / exact ``denominator``, rounded once)."""
-    exact_total = exact_sum(per_position)
+    """The result of per-position losses: their exact sum (unless given), and the reduction
+    ``spec`` asks for (``mean`` = exact sum / exact ``denominator``, rounded once)."""
+    exact_total = exact_sum(per_position) if exact_total is None else exact_total
     total = float(np.sum(per_position)) if exact_total is None else exact_total.to_float()
     loss: float | FloatArray
     if spec.reduction == "none":

@@ -38,6 +38,7 @@ class Partial:
     exact_denominator: ExactSum
     count: int
     ignored: int
+    fingerprints: tuple[str, ...] = ()  # the digests of the inputs it was computed from
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Merged:
     count: int
     ignored: int
     shards: int
+    fingerprints: tuple[str, ...] = ()
 
 
 def partial_from_result(result: LossResult, source: str) -> Partial:
@@ -81,10 +83,16 @@ def partial_from_result(result: LossResult, source: str) -> Partial:
     )
 
 
-def merge_partials(partials: Sequence[Partial]) -> Merged:
-    """``Σ`` of the shards' sums, denominators and counts; the mean rounded once."""
+def merge_partials(partials: Sequence[Partial], *, allow_duplicates: bool = False) -> Merged:
+    """``Σ`` of the shards' sums, denominators and counts; the mean rounded once.
+
+    Refuses two partials computed from the same inputs (equal fingerprints) unless
+    ``allow_duplicates``: their sum would count the same data twice.
+    """
     if not partials:
         raise InputError("nothing to merge: give one or more --json results of lossctl ce or nll")
+    if not allow_duplicates:
+        _refuse_duplicates(partials)
     first = partials[0]
     for partial in partials[1:]:
         for name in SAME_IN_EVERY_SHARD:
@@ -116,4 +124,18 @@ def merge_partials(partials: Sequence[Partial]) -> Merged:
         count=sum(p.count for p in partials),
         ignored=sum(p.ignored for p in partials),
         shards=len(partials),
+        fingerprints=tuple(f for p in partials for f in p.fingerprints),
     )
+
+
+def _refuse_duplicates(partials: Sequence[Partial]) -> None:
+    seen: dict[str, str] = {}
+    for partial in partials:
+        for digest in partial.fingerprints:
+            if digest in seen:
+                raise InputError(
+                    f"{partial.source} and {seen[digest]} were computed from the same inputs "
+                    f"(fingerprint {digest[:12]}…): merging them would count that data twice; "
+                    "pass --allow-duplicates if that is what you want"
+                )
+            seen[digest] = partial.source

@@ -307,7 +307,7 @@ def causal_shift(
     if values.shape[-2] < 2:
         raise InputError(
             "--shift needs at least 2 positions along the sequence axis (the logits' axis "
-            f"{ndim - 2}): with 1, no label is left to predict"
+            f"{ndim - 2}): with {values.shape[-2]}, no label is left to predict"
         )
     return values[..., :-1, :], labels[..., 1:], last
 

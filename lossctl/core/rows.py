@@ -120,6 +120,8 @@ def apply_along(
 ) -> FloatArray:
     """Apply a (M, C) -> (M, C) row function along axis ``dim`` of ``values``."""
     axis = normalize_axis(dim, values.ndim, "softmax axis")
+    if values.size == 0:  # (10**9, 5, 0): nothing to compute, and no (M,) row statistics
+        return np.empty(values.shape)
     return np.asarray(
         from_rows(row_fn(rows_last(values, axis)), values.shape, axis), dtype=np.float64
     )

@@ -34,4 +34,5 @@ def combine_partials(partials: Sequence[Partial], source: str) -> Partial:
         exact_denominator=denominator,
         count=sum(p.count for p in partials),
         ignored=sum(p.ignored for p in partials),
+        fingerprints=partials[0].fingerprints,  # every piece is of the same files
     )

@@ -366,9 +366,17 @@ def _score(task: _Task, options: ShardOptions) -> ShardScore:
         result = compute(spec, array, target)
     except InputError as error:
         raise error.located(sources) from None
+    from lossctl.io.fingerprint import result_fingerprint
+
+    digest = result_fingerprint(
+        [("input", task.input_spec, values.array), ("target", task.labels_spec, labels.array)]
+    )["digest"]
+    partial = dataclasses.replace(
+        partial_from_result(result, values.source), fingerprints=(digest,)
+    )
     return ShardScore(
         source=values.source,
-        partial=partial_from_result(result, values.source),
+        partial=partial,
         per_position=result.per_position if spec.reduction == "none" else None,
         messages=tuple(axis_warnings(result)),
         workers=(_worker_address(),),

@@ -6,7 +6,8 @@ is written atomically: the bytes go to a hidden temporary file in the same
 directory (``.NAME.<random>.tmp``), which is flushed, ``fsync``-ed and then renamed
 over ``FILE`` with :func:`os.replace`. A crash or Ctrl-C therefore never leaves a
 truncated ``FILE``: an existing file is replaced only by a complete new one, and on
-any exception (``KeyboardInterrupt`` included) the temporary file is removed. Only
+any exception (``KeyboardInterrupt`` and the ``SystemExit`` that the CLI raises on
+every catchable terminating signal included) the temporary file is removed. Only
 a hard kill (``SIGKILL``, power loss) can leave the hidden temporary file behind;
 ``FILE`` itself is still either the old or the new version.
 
@@ -194,6 +195,8 @@ def _write_special(path: str, write: Callable[[IO[bytes]], None]) -> None:
     try:
         with open(path, "wb") as handle:
             write(handle)
+    except BrokenPipeError:
+        raise  # -o /dev/stdout into a closed pipe: the quiet exit 141, not an error line
     except OSError as error:
         raise OutputError(f"cannot write {path}: {_reason(error)}") from None
 

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from lossctl.core.exactsum import ExactSum, parse_exact
+from lossctl.core.exactsum import ExactSum, exact_mean, parse_exact
 from lossctl.core.kl_stats_io import stats_from_dict, stats_to_dict
 from lossctl.core.losses import LossResult
 from lossctl.core.merge import MERGEABLE_OPS, SAME_IN_EVERY_SHARD, Merged, Partial
 from lossctl.errors import InputError
+from lossctl.io.fingerprint import combined
 
 Sources = Mapping[str, str | None]
 
@@ -37,6 +39,13 @@ def _finite_or_name(value: float) -> float | str:
 def jsonable(value: Any) -> Any:
     """Numbers, arrays and containers as plain JSON values; non-finite floats as strings."""
     if isinstance(value, np.ndarray):
+        if value.size == 0:
+            return _empty_lists(tuple(int(n) for n in value.shape))
+        if value.size > MAX_JSON_VALUES:  # a broadcast (10**12,) of zeros from a tiny input
+            raise InputError(
+                f"the result has shape {tuple(int(n) for n in value.shape)}: {value.size} "
+                "values are too many for a JSON document; use --output FILE.npy for the array"
+            )
         if value.dtype.kind in "iub":
             return value.tolist()
         if np.all(np.isfinite(value)):
@@ -53,6 +62,27 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float | np.floating):
         return _finite_or_name(float(value))
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+MAX_EMPTY_LISTS = 1 << 20
+MAX_JSON_VALUES = 1 << 28
+
+
+def _empty_lists(shape: tuple[int, ...]) -> list[Any]:
+    """The nested lists of an empty array without enumerating it (the inner lists are shared).
+
+    Shape (10**12, 0) would be 10**12 ``[]`` in JSON: refused beyond :data:`MAX_EMPTY_LISTS`.
+    """
+    outer = shape[: shape.index(0)]
+    if math.prod(outer) > MAX_EMPTY_LISTS:
+        raise InputError(
+            f"the result has shape {tuple(shape)} and no values, but as JSON that is "
+            f"{math.prod(outer)} nested empty lists; use --output FILE.npy for the array"
+        )
+    nested: list[Any] = []
+    for length in reversed(outer):
+        nested = [nested] * length
+    return nested
 
 
 def dumps(document: dict[str, Any]) -> str:
@@ -112,6 +142,7 @@ def merged_document(
         **{k: settings[k] for k in ("classes", "target_kind", "ignore_index")},
         **{k: settings[k] for k in ("label_smoothing", "weight")},
         "inputs": list(inputs),
+        **({"fingerprint": combined(merged.fingerprints)} if merged.fingerprints else {}),
         "warnings": list(warnings),
     }
 
@@ -154,31 +185,222 @@ def _field(document: Mapping[str, Any], name: str, kind: type, source: str) -> A
 
 
 def _number(value: Any) -> float:
-    return float(value)  # "nan", "inf", "-inf" as lossctl writes them, or a number
+    """A number, or "nan"/"inf"/"-inf" as lossctl writes them; ``ValueError`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"not a number: {value!r}")
+    if isinstance(value, str) and value not in ("nan", "inf", "-inf"):
+        raise ValueError(f"not a number: {value!r}")
+    return float(value)
+
+
+# Every exact sum of float64 values is M*2**E with M odd: E from -1127 (below the lowest
+# bit) to about 1100 (2**63 values near 2**1024), M of at most ~2300 bits (700 digits).
+MAX_EXPONENT = 1100
+MAX_MANTISSA_DIGITS = 720
+_BOUNDED_EXACT = re.compile(rf"^(-?)(\d{{1,{MAX_MANTISSA_DIGITS}}})\*2\*\*(-?\d{{1,20}})$")
+MAX_COUNT = 2**63
+
+
+def parse_exact_bounded(text: Any, what: str) -> ExactSum:
+    """``"M*2**E"`` within the range of exact float64 sums, checked before any arithmetic:
+    ``"1*2**4000000000"`` is refused at once instead of building a 500 MB integer."""
+    if not isinstance(text, str) or len(text) > MAX_MANTISSA_DIGITS + 16:
+        raise ValueError(f"{what} must be a string M*2**E of at most {MAX_MANTISSA_DIGITS} digits")
+    match = _BOUNDED_EXACT.match(text.strip())
+    if not match:
+        raise ValueError(f"{what} is not an exact sum of the form M*2**E: {text[:60]!r}")
+    exponent = int(match.group(3))
+    if abs(exponent) > MAX_EXPONENT + MAX_MANTISSA_DIGITS * 4:
+        raise ValueError(f"{what} {text[:60]!r}: exponent {exponent} is outside float64's range")
+    value = parse_exact(text)
+    top = value.exponent + value.mantissa.bit_length()
+    if value.mantissa and not (value.exponent >= -1127 and top <= MAX_EXPONENT):
+        raise ValueError(f"{what} {text[:60]!r} is outside the range of sums of float64 values")
+    return value
+
+
+def _agrees(written: float, exact: float) -> bool:
+    """A written float that is the exact value rounded (two ulps of slack)."""
+    if math.isnan(written) or math.isnan(exact):
+        return math.isnan(written) and math.isnan(exact)
+    if math.isinf(written) or math.isinf(exact):
+        return written == exact
+    return abs(written - exact) <= 2 * math.ulp(exact)
+
+
+def _settings(document: Mapping[str, Any], source: str) -> dict[str, Any]:
+    settings = {name: document.get(name) for name in SAME_IN_EVERY_SHARD}
+    classes = settings["classes"]
+    if not isinstance(classes, int) or isinstance(classes, bool) or classes < 0:
+        raise InputError(f"{source}: classes must be a whole number ≥ 0, got {classes!r}")
+    if settings["target_kind"] not in ("indices", "probabilities"):
+        raise InputError(f"{source}: target_kind must be indices or probabilities")
+    if not isinstance(settings["ignore_index"], int) or isinstance(settings["ignore_index"], bool):
+        raise InputError(f"{source}: ignore_index must be a whole number")
+    eps = settings["label_smoothing"]
+    if isinstance(eps, bool) or not isinstance(eps, int | float) or not 0.0 <= eps <= 1.0:
+        raise InputError(f"{source}: label_smoothing must be a number in [0, 1], got {eps!r}")
+    weight = settings["weight"]
+    if weight is not None and (
+        not isinstance(weight, list)
+        or len(weight) != classes
+        or not all(isinstance(w, int | float) and not isinstance(w, bool) for w in weight)
+        or not all(math.isfinite(w) for w in weight)
+    ):
+        raise InputError(f"{source}: weight must be null or {classes} finite numbers")
+    return settings
+
+
+def _fingerprints(document: Mapping[str, Any], source: str) -> tuple[str, ...]:
+    found = document.get("fingerprint")
+    if found is None:
+        return ()
+    digests = found.get("parts", [found.get("digest")]) if isinstance(found, dict) else None
+    if not isinstance(digests, list) or not all(
+        isinstance(d, str) and 0 < len(d) <= 128 for d in digests
+    ):
+        raise InputError(f"{source}: fingerprint must be an object with a digest (or parts)")
+    return tuple(digests)
 
 
 def partial_from_document(document: Mapping[str, Any], source: str) -> Partial:
-    """Validate one ``ce``/``nll`` document and take its additive pieces (for merge)."""
+    """Validate one ``ce``/``nll`` document and take its additive pieces (for merge).
+
+    Every field is checked with its bounds, and the written ``sum``, ``denominator`` and
+    ``loss`` must be the exact partial sums rounded: a contradiction is refused.
+    """
     op = _field(document, "op", str, source)
     if op not in MERGEABLE_OPS:
         raise InputError(f"{source}: op {op!r} cannot be merged; only ce and nll results can")
-    if document.get("reduction") not in ("mean", "sum"):
+    reduction = document.get("reduction")
+    if reduction not in ("mean", "sum"):
         raise InputError(
-            f"{source}: reduction {document.get('reduction')!r} cannot be merged; run each shard "
+            f"{source}: reduction {reduction!r} cannot be merged; run each shard "
             "with --reduction mean or sum (per-position losses are not partial sums)"
         )
+    count = _field(document, "count", int, source)
+    ignored = _field(document, "ignored", int, source)
+    if not 0 <= count < MAX_COUNT or not 0 <= ignored < MAX_COUNT:
+        raise InputError(
+            f"{source}: count ({count}) and ignored ({ignored}) must be whole numbers ≥ 0"
+        )
+    settings = _settings(document, source)
     exact = _field(document, "exact", dict, source)
     try:
         total_text = exact.get("sum")
-        exact_total = None if total_text is None else parse_exact(total_text)
-        exact_denominator = parse_exact(_field(exact, "denominator", str, source))
+        exact_total = None if total_text is None else parse_exact_bounded(total_text, "exact.sum")
+        exact_denominator = parse_exact_bounded(exact.get("denominator"), "exact.denominator")
         total = _number(document.get("sum"))
-    except (TypeError, ValueError) as error:
+        written_denominator = _number(document.get("denominator"))
+        loss = _number(document.get("loss"))
+    except ValueError as error:
         raise InputError(f"{source}: bad partial sums: {error}") from None
-    count = _field(document, "count", int, source)
-    ignored = _field(document, "ignored", int, source)
-    settings = {name: document.get(name) for name in SAME_IN_EVERY_SHARD}
-    return Partial(source, settings, total, exact_total, exact_denominator, count, ignored)
+    _check_consistent(
+        source,
+        settings,
+        count,
+        ignored,
+        exact_total,
+        exact_denominator,
+        (total, written_denominator, loss),
+    )
+    return Partial(
+        source,
+        settings,
+        total,
+        exact_total,
+        exact_denominator,
+        count,
+        ignored,
+        _fingerprints(document, source),
+    )
+
+
+def _check_consistent(
+    source: str,
+    settings: Mapping[str, Any],
+    count: int,
+    ignored: int,
+    exact_total: ExactSum | None,
+    exact_denominator: ExactSum,
+    written: tuple[float, float, float],
+) -> None:
+    """Refuse a document whose fields contradict each other or its exact sums."""
+    total, denominator, loss = written
+    exact_d = exact_denominator.as_fraction()
+    weight = settings["weight"]
+    if exact_d < 0 and not (weight is not None and min(weight, default=0) < 0):
+        raise InputError(f"{source}: the denominator is negative without a negative weight")
+    if settings["target_kind"] == "probabilities":
+        if ignored:
+            raise InputError(f"{source}: probability targets have no ignored positions")
+        if exact_d not in (count, 0) or (exact_d == 0 and count and settings["classes"]):
+            raise InputError(
+                f"{source}: the denominator of probability targets is the count ({count}), "
+                f"not {float(exact_d):g}"
+            )
+    elif weight is None and exact_d != count:
+        raise InputError(
+            f"{source}: without weights the denominator is the count of targets ({count}), "
+            f"not {float(exact_d):g}"
+        )
+    elif count == 0 and exact_d != 0:
+        raise InputError(f"{source}: no targets are counted but the denominator is not 0")
+    if exact_total is None:
+        if math.isfinite(total):
+            raise InputError(f"{source}: exact.sum is null (not finite) but sum is {total!r}")
+        return
+    if not _agrees(total, exact_total.to_float()):
+        raise InputError(f"{source}: sum {total!r} contradicts exact.sum {exact_total.text()}")
+    if not _agrees(denominator, exact_denominator.to_float()):
+        raise InputError(
+            f"{source}: denominator {denominator!r} contradicts exact.denominator "
+            f"{exact_denominator.text()}"
+        )
+    expected = (
+        exact_total.to_float()
+        if settings["reduction"] == "sum"
+        else exact_mean(exact_total, exact_denominator, total)
+    )
+    if not _agrees(loss, expected):
+        raise InputError(f"{source}: loss {loss!r} contradicts exact.sum / exact.denominator")
+
+
+def documents_from_bytes(data: bytes, source: str) -> list[dict[str, Any]]:
+    """Every JSON object in ``data``: one document, or JSON Lines (one per line, as
+    ``for f in …; do lossctl ce … --json; done`` writes them)."""
+    try:
+        text = data.decode("utf-8-sig", errors="strict") if data else ""
+    except UnicodeDecodeError as error:
+        raise InputError(f"{source}: not UTF-8 text (byte {error.start}): not JSON") from None
+    decoder = json.JSONDecoder(parse_constant=_no_constant)
+    documents: list[dict[str, Any]] = []
+    position = 0
+    while True:
+        while position < len(text) and text[position] in " \t\r\n":
+            position += 1
+        if position == len(text):
+            break
+        try:
+            document, position = decoder.raw_decode(text, position)
+        except (ValueError, RecursionError) as error:
+            why = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+            raise InputError(
+                f"{source}: document {len(documents) + 1} is not valid JSON: {why}"
+            ) from None
+        if not isinstance(document, dict):
+            raise InputError(
+                f"{source}: document {len(documents) + 1} is not a JSON object (the --json "
+                "output of lossctl ce or nll)"
+            )
+        documents.append(document)
+    if not documents:
+        raise InputError(f"{source}: no JSON documents (standard input is empty)")
+    return documents
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f'{name} is not JSON (lossctl writes "nan", "inf")')
 
 
 KL_SETTINGS = ("classes", "log_probs", "ignore_index", "labelled")

@@ -6,7 +6,7 @@ Nothing here prints: the CLI hands the renderables to a ``rich.console.Console``
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,17 +62,21 @@ def kept_indices(length: int, edge: int | None) -> list[int | None]:
     return [*range(edge), None, *range(length - edge, length)]
 
 
-def as_grid(array: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], list[str]]:
-    """View any array as rows x last-axis columns, with a label per row (its leading index)."""
-    if array.ndim == 0:
-        return array.reshape(1, 1), [""]
-    if array.ndim == 1:
-        return array.reshape(1, -1), [""]
+def as_grid(
+    array: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], Callable[[int], str]]:
+    """View any array as rows x last-axis columns, with the label of a row (its leading index).
+
+    Labels are made only for the rows shown: an input of shape (10**12, 0) has 10**12 rows.
+    """
+    if array.ndim <= 1:
+        return array.reshape(1, -1 if array.ndim else 1), lambda row: ""
     leading = array.shape[:-1]
-    labels = [
-        ", ".join(map(str, np.unravel_index(i, leading))) for i in range(int(np.prod(leading)))
-    ]
-    return array.reshape(-1, array.shape[-1]), labels
+
+    def label(row: int) -> str:
+        return ", ".join(str(int(i)) for i in np.unravel_index(row, leading))
+
+    return array.reshape(math.prod(leading), array.shape[-1]), label
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,11 @@ def array_grid(
     caption: str | None = None,
 ) -> Table:
     """A summarised table of ``array``: rows are the leading indices, columns the last axis."""
+    if math.prod(array.shape) == 0:  # nothing to show (rich cannot lay out a table without columns)
+        table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", show_header=False)
+        table.add_column("")
+        table.add_row(f"no values: the shape {shape_text(array.shape)} has a 0")
+        return table
     corners = array if isinstance(array, Corners) else Corners.of(array, summary)
     shape = corners.shape
     ndim = len(shape)

@@ -843,6 +843,35 @@ CASES: list[Case] = [
         "cannot write .npz files: use .npy for the array or .json for the JSON document",
         code=2,
     ),
+    # -- merge documents
+    bad(
+        "merge-negative-count",
+        "Merge documents",
+        "a `--json` result with `count: -3`",
+        ("merge", "hostile/merge_negative_count.json"),
+        "must be whole numbers ≥ 0",
+    ),
+    bad(
+        "merge-huge-exponent",
+        "Merge documents",
+        'exact sum `"1*2**4000000000"` (refused before any arithmetic)',
+        ("merge", "hostile/merge_huge_exponent.json"),
+        "outside float64's range",
+    ),
+    bad(
+        "merge-contradiction",
+        "Merge documents",
+        "`sum` that contradicts `exact.sum`",
+        ("merge", "hostile/merge_contradiction.json"),
+        "contradicts exact.sum",
+    ),
+    bad(
+        "merge-same-file-twice",
+        "Merge documents",
+        "the same result named twice",
+        ("merge", "hostile/merge_contradiction.json", "hostile/merge_contradiction.json"),
+        "is named twice",
+    ),
 ]
 
 

@@ -298,7 +298,13 @@ def test_output_on_doctor_and_merge(tmp_path: Path) -> None:
     shard = tmp_path / "shard.json"
     assert run_in_process("ce", LOGITS, LABELS, "--json", "-o", str(shard)).code == 0
     merged = run_in_process(
-        "merge", str(shard), str(shard), "--json", "-o", str(tmp_path / "m.npy")
+        "merge",
+        str(shard),
+        str(shard),
+        "--allow-duplicates",
+        "--json",
+        "-o",
+        str(tmp_path / "m.npy"),
     )
     assert merged.code == 0 and merged.stdout == b""
     loss = np.load(tmp_path / "m.npy")

@@ -1,0 +1,151 @@
+"""Every empty shape through the Python API and every command and output mode: PyTorch's
+values, never an internal error, and no hang on tiny inputs with huge empty shapes."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lossctl.cli.process import run_cli
+from lossctl.cli.streams import Environment
+from lossctl.core.grad import loss_grad
+from lossctl.core.losses import cross_entropy, log_softmax, nll_loss, softmax
+from lossctl.errors import InputError
+
+# (input shape, target shape, target dtype): probabilities when the shapes are equal
+SHAPES = {
+    "prob-5x0": ((5, 0), (5, 0), "f"),
+    "prob-0x5": ((0, 5), (0, 5), "f"),
+    "prob-0": ((0,), (0,), "f"),
+    "prob-2x3x0": ((2, 3, 0), (2, 3, 0), "f"),
+    "index-0x5": ((0, 5), (0,), "i"),
+    "index-0x5x3": ((0, 5, 3), (0, 3), "i"),
+    "index-2x5x0": ((2, 5, 0), (2, 0), "i"),
+    "index-5x0": ((5, 0), (5,), "i"),  # 0 classes: refused (nothing to pick)
+    "huge-index": ((10**9, 5, 0), (10**9, 0), "i"),
+    "huge-prob": ((10**12, 0), (10**12, 0), "f"),
+}
+HUGE = {"huge-index", "huge-prob"}
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_probability_targets_with_no_classes_match_pytorch(reduction: str) -> None:
+    """torch: mean over an empty input is NaN; sum 0; none one (-0) per position."""
+    loss = cross_entropy(np.zeros((5, 0)), np.zeros((5, 0)), reduction=reduction)  # type: ignore[arg-type]
+    if reduction == "mean":
+        assert math.isnan(float(loss))  # type: ignore[arg-type]
+    elif reduction == "sum":
+        assert float(loss) == 0.0  # type: ignore[arg-type]
+    else:
+        assert np.asarray(loss).shape == (5,) and not np.any(np.asarray(loss))
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_every_empty_shape_through_the_api(name: str, reduction: str, eps: float) -> None:
+    xs, ts, kind = SHAPES[name]
+    x = np.zeros(xs)
+    t = np.zeros(ts, dtype=np.int64 if kind == "i" else np.float64)
+    try:
+        loss = cross_entropy(x, t, reduction=reduction, label_smoothing=eps)  # type: ignore[arg-type]
+    except InputError as error:
+        assert name == "index-5x0" and "0 classes" in str(error)
+        return
+    if reduction == "mean":
+        assert math.isnan(float(loss))  # type: ignore[arg-type]
+    elif reduction == "sum":
+        assert float(loss) == 0.0  # type: ignore[arg-type]
+    else:
+        values = np.asarray(loss)
+        assert values.shape == tuple(n for i, n in enumerate(xs) if i != min(1, len(xs) - 1))
+        flat = values.reshape(-1)
+        assert not np.any(flat[:3]) and not np.any(flat[-3:])  # (10**12,): not all of it
+    grad = loss_grad("cross_entropy", x, t, reduction=reduction, label_smoothing=eps)  # type: ignore[arg-type]
+    assert grad.shape == xs
+    if kind == "i":
+        nll = nll_loss(x, t, reduction=reduction)  # type: ignore[arg-type]
+        assert np.asarray(nll).shape == (() if reduction != "none" else ts)
+    for op in (softmax, log_softmax):
+        assert op(x, dim=-1).shape == xs
+
+
+def _run(args: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run_cli(args, Environment(stdin=io.BytesIO(b""), stdout=out, stderr=err))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("empty")
+    for name, (xs, ts, kind) in SHAPES.items():
+        np.save(directory / f"{name}.x.npy", np.zeros(xs))
+        np.save(directory / f"{name}.y.npy", np.zeros(ts, dtype=np.int64 if kind == "i" else float))
+    return directory
+
+
+MODES = {
+    "table": [],
+    "json": ["--json"],
+    "none": ["-r", "none"],
+    "none-json": ["-r", "none", "--json"],
+    "sum": ["-r", "sum"],
+    "grad": ["--grad"],
+    "grad-json": ["--grad", "--json"],
+    "smoothing": ["--label-smoothing", "0.1"],
+    "full": ["--full"],
+}
+
+
+def _check(code: int, out: str, err: str, json_mode: bool) -> None:
+    assert code in (0, 1), err
+    assert "internal error" not in err
+    if code == 1:
+        assert out == "" and err.splitlines()[-1].startswith("lossctl: error:"), err
+    elif json_mode:
+        json.loads(out)
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+@pytest.mark.parametrize("command", ["ce", "nll"])
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_every_loss_command_and_mode_on_every_empty_shape(
+    files: Path, name: str, command: str, mode: str
+) -> None:
+    kind = SHAPES[name][2]
+    if command == "nll" and (mode == "smoothing" or kind == "f"):
+        pytest.skip("nll takes neither label smoothing nor probabilities")
+    args = [command, str(files / f"{name}.x.npy"), str(files / f"{name}.y.npy"), *MODES[mode]]
+    _check(*_run(args), json_mode="json" in mode)
+
+
+@pytest.mark.parametrize("mode", ["table", "json", "full"])
+@pytest.mark.parametrize("command", ["softmax", "log-softmax", "log"])
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_every_elementwise_command_and_mode_on_every_empty_shape(
+    files: Path, name: str, command: str, mode: str
+) -> None:
+    _check(*_run([command, str(files / f"{name}.x.npy"), *MODES[mode]]), json_mode=mode == "json")
+
+
+@pytest.mark.parametrize("text", ["[]", "[[], []]", "[[[]]]", "[[[], []]]"])
+@pytest.mark.parametrize("command", ["softmax", "log-softmax", "log"])
+@pytest.mark.parametrize("json_mode", [False, True])
+def test_empty_json_arrays_on_stdin(text: str, command: str, json_mode: bool) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    args = [command, "-", *(["--json"] if json_mode else [])]
+    code = run_cli(args, Environment(stdin=io.BytesIO(text.encode()), stdout=out, stderr=err))
+    assert code == 0, err.getvalue()
+    if json_mode:
+        assert json.loads(out.getvalue())["result"] == json.loads(text)
+
+
+def test_a_huge_empty_result_is_refused_as_json_not_enumerated(files: Path) -> None:
+    code, _out, err = _run(["log", str(files / "huge-index.x.npy"), "--json"])
+    assert code == 1 and "--output FILE.npy" in err
