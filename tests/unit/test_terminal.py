@@ -61,7 +61,7 @@ def test_piped_output_has_no_trailing_spaces(args: list[str], lang: str) -> None
 def test_merged_shards_have_no_trailing_spaces(tmp_path: Path) -> None:
     shard = tmp_path / "shard.json"
     shard.write_text(run(["ce", *SEED, "--json"]))
-    text = run(["merge", str(shard), str(shard)])
+    text = run(["merge", str(shard), str(shard), "--allow-duplicates"])
     assert "3.2655" in text and not [line for line in text.splitlines() if line.endswith(" ")]
 
 
