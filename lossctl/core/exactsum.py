@@ -70,6 +70,16 @@ def exact_mean(total: ExactSum | None, denominator: ExactSum, rounded_total: flo
     return _to_float(total.as_fraction() / denominator.as_fraction())
 
 
+def reduced(
+    reduction: str, total: ExactSum | None, denominator: ExactSum, rounded_total: float
+) -> float:
+    """The ``sum`` (``rounded_total``) or the ``mean`` (:func:`exact_mean`) of partial sums:
+    one rule for a freshly computed loss and for merged shards."""
+    if reduction == "sum":
+        return rounded_total
+    return exact_mean(total, denominator, rounded_total)
+
+
 def parse_exact(text: str) -> ExactSum:
     """Inverse of :meth:`ExactSum.text`; ``ValueError`` for anything else."""
     match = _TEXT.match(text.strip())

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from lossctl.core.exactsum import ZERO, ExactSum, exact_mean, exact_sum
+from lossctl.core.exactsum import ZERO, ExactSum, exact_sum, reduced
 from lossctl.core.kernels import RowSource, nll_of_logits
 from lossctl.core.overflow import (
     gather_rows,
@@ -416,13 +416,11 @@ def reduce_result(
     ``spec`` asks for (``mean`` = exact sum / exact ``denominator``, rounded once)."""
     exact_total = exact_sum(per_position) if exact_total is None else exact_total
     total = float(np.sum(per_position)) if exact_total is None else exact_total.to_float()
-    loss: float | FloatArray
-    if spec.reduction == "none":
-        loss = per_position
-    elif spec.reduction == "sum":
-        loss = total
-    else:
-        loss = exact_mean(exact_total, denominator, total)
+    loss: float | FloatArray = (
+        per_position
+        if spec.reduction == "none"
+        else reduced(spec.reduction, exact_total, denominator, total)
+    )
     return LossResult(
         op=spec.op,
         loss=loss,

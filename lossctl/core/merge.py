@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lossctl.core.exactsum import ZERO, ExactSum, exact_mean
+from lossctl.core.exactsum import ZERO, ExactSum, reduced
 from lossctl.core.losses import FloatArray, LossResult
 from lossctl.errors import InputError
 
@@ -111,10 +111,7 @@ def merge_partials(partials: Sequence[Partial], *, allow_duplicates: bool = Fals
         else:
             exact_total = None
     total = sum(p.total for p in partials) if exact_total is None else exact_total.to_float()
-    if first.settings["reduction"] == "sum":
-        loss = total
-    else:
-        loss = exact_mean(exact_total, exact_denominator, total)
+    loss = reduced(first.settings["reduction"], exact_total, exact_denominator, total)
     return Merged(
         settings=first.settings,
         loss=loss,

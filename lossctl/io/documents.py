@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lossctl.core.exactsum import ExactSum, exact_mean, parse_exact
+from lossctl.core.exactsum import ExactSum, parse_exact, reduced
 from lossctl.core.kl_stats_io import stats_from_dict, stats_to_dict
 from lossctl.core.losses import LossResult
 from lossctl.core.merge import MERGEABLE_OPS, SAME_IN_EVERY_SHARD, Merged, Partial
@@ -357,10 +357,8 @@ def _check_consistent(
             f"{source}: denominator {denominator!r} contradicts exact.denominator "
             f"{exact_denominator.text()}"
         )
-    expected = (
-        exact_total.to_float()
-        if settings["reduction"] == "sum"
-        else exact_mean(exact_total, exact_denominator, total)
+    expected = reduced(
+        settings["reduction"], exact_total, exact_denominator, exact_total.to_float()
     )
     if not _agrees(loss, expected):
         raise InputError(f"{source}: loss {loss!r} contradicts exact.sum / exact.denominator")
