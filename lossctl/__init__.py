@@ -16,69 +16,32 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from lossctl import core
+
 __version__ = "1.0.0"
 
-_EXPORTS = {
-    "AmbiguousClassAxisWarning": "lossctl.core.losses",
-    "LossResult": "lossctl.core.losses",
-    "cross_entropy": "lossctl.core.losses",
+_ELSEWHERE = {
     "explain": "lossctl.render.notebook",
-    "KLBroadcastWarning": "lossctl.core.kl",
-    "KLReductionMeanWarning": "lossctl.core.kl",
-    "kl_div": "lossctl.core.kl",
-    "kl_logits": "lossctl.core.kl",
-    "KLStats": "lossctl.core.kl_stats",
-    "kl_block_stats": "lossctl.core.kl_stats",
-    "kl_statistics": "lossctl.core.kl_stats",
-    "log_softmax": "lossctl.core.losses",
-    "loss_result": "lossctl.core.losses",
-    "nll_loss": "lossctl.core.losses",
-    "softmax": "lossctl.core.losses",
     "InputError": "lossctl.errors",
     "LossctlError": "lossctl.errors",
     "ReadError": "lossctl.errors",
 }
-
-__all__ = [
-    "AmbiguousClassAxisWarning",
-    "InputError",
-    "KLBroadcastWarning",
-    "KLReductionMeanWarning",
-    "KLStats",
-    "LossResult",
-    "LossctlError",
-    "ReadError",
-    "__version__",
-    "cross_entropy",
-    "explain",
-    "kl_block_stats",
-    "kl_div",
-    "kl_logits",
-    "kl_statistics",
-    "log_softmax",
-    "loss_result",
-    "nll_loss",
-    "softmax",
-]
+"""The public names that are not the numeric core's; the rest are :mod:`lossctl.core`'s."""
 
 if TYPE_CHECKING:
-    from lossctl.core.kl import KLBroadcastWarning, KLReductionMeanWarning, kl_div, kl_logits
-    from lossctl.core.kl_stats import KLStats, kl_block_stats, kl_statistics
-    from lossctl.core.losses import (
-        AmbiguousClassAxisWarning,
-        LossResult,
-        cross_entropy,
-        log_softmax,
-        loss_result,
-        nll_loss,
-        softmax,
-    )
-    from lossctl.errors import InputError, LossctlError, ReadError
-    from lossctl.render.notebook import explain
+    from lossctl.core import *  # noqa: F403  (the public API is the core's)
+    from lossctl.errors import InputError as InputError
+    from lossctl.errors import LossctlError as LossctlError
+    from lossctl.errors import ReadError as ReadError
+    from lossctl.render.notebook import explain as explain
+
+__all__ = [*core.__all__, *_ELSEWHERE, "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
+    if name in core.__all__:
+        return getattr(core, name)
+    module = _ELSEWHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'lossctl' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)

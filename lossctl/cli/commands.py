@@ -137,7 +137,7 @@ def softmax(
     logits: Annotated[str, typer.Argument(help="Logits file or '-'.")],
     dim: DimOption = -1,
     key: KeyOption = None,
-    header: HeaderOption = Header.auto,
+    header: HeaderOption = "auto",
     *,
     output: OutputOptions,
     compute: ElementwiseOptions,
@@ -155,7 +155,7 @@ def log_softmax(
     logits: Annotated[str, typer.Argument(help="Logits file or '-'.")],
     dim: DimOption = -1,
     key: KeyOption = None,
-    header: HeaderOption = Header.auto,
+    header: HeaderOption = "auto",
     *,
     output: OutputOptions,
     compute: ElementwiseOptions,
@@ -172,7 +172,7 @@ def log_softmax(
 def log(
     probs: Annotated[str, typer.Argument(help="Probabilities file or '-'.")],
     key: KeyOption = None,
-    header: HeaderOption = Header.auto,
+    header: HeaderOption = "auto",
     *,
     output: OutputOptions,
     compute: ElementwiseOptions,
@@ -203,9 +203,9 @@ def run_elementwise(
         input_spec,
         dim=dim,
         key=key,
-        header=header.value,
+        header=header,
         output=output,
-        precision=compute.precision.value,
+        precision=compute.precision,
     )
 
 
@@ -220,7 +220,7 @@ def doctor(
     loss_name: Annotated[
         LossName,
         typer.Option("--loss", help="The loss the input is meant for: ce (default) or nll."),
-    ] = LossName.ce,
+    ] = "ce",
     label_smoothing: LabelSmoothingOption = 0.0,
     json_output: JsonOption = False,
     output_path: OutputPathOption = None,
@@ -242,12 +242,12 @@ def doctor(
     from lossctl.doctor import diagnose
     from lossctl.render.messages import finding_json, message
 
-    op = "cross_entropy" if loss_name == LossName.ce else "nll_loss"
+    op = "cross_entropy" if loss_name == "ce" else "nll_loss"
     if op == "nll_loss" and label_smoothing:
         raise InputError("--label-smoothing applies to cross-entropy only (--loss ce)")
     check_stdin([input] + ([labels] if labels is not None else []))
-    values = read(input, target.key, target.header.value, values=True)
-    targets = None if labels is None else read(labels, target.labels_key, target.header.value)
+    values = read(input, target.key, target.header, values=True)
+    targets = None if labels is None else read(labels, target.labels_key, target.header)
     weights = read_weight(target.weight)
     class_dim = target.class_dim
     if class_dim is None and isinstance(values.meta.get("dim"), int):

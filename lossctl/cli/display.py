@@ -18,8 +18,7 @@ import re
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -33,15 +32,8 @@ if TYPE_CHECKING:
 EXPORT_FORMATS = (".svg", ".html", ".txt")
 
 
-class Color(str, Enum):
-    auto = "auto"
-    always = "always"
-    never = "never"
-
-
-class Lang(str, Enum):
-    en = "en"
-    zh = "zh"
+Color = Literal["auto", "always", "never"]
+Lang = Literal["en", "zh"]
 
 
 def check_export_option(value: str | None) -> str | None:
@@ -69,7 +61,7 @@ class DisplayOptions:
             help="always: also into a pipe (less -R); never: plain text. auto honours NO_COLOR.",
             rich_help_panel=OUTPUT,
         ),
-    ] = Color.auto
+    ] = "auto"
     export: Annotated[
         str | None,
         typer.Option(
@@ -88,7 +80,7 @@ class DisplayOptions:
             help="Language of tables and messages: en or zh (简体中文).",
             rich_help_panel=OUTPUT,
         ),
-    ] = Lang.en
+    ] = "en"
 
 
 @dataclass
@@ -117,7 +109,7 @@ def installed(options: DisplayOptions) -> Iterator[Display]:
     display = Display(options)
     token = _DISPLAY.set(display)
     try:
-        with i18n.language(options.lang.value):
+        with i18n.language(options.lang):
             yield display
     finally:
         _DISPLAY.reset(token)
@@ -170,7 +162,7 @@ def export(display: Display) -> None:
         return
     from lossctl.io.atomic import write_atomic
 
-    data = exported(display.drawn, path, plain=display.options.color == Color.never).encode()
+    data = exported(display.drawn, path, plain=display.options.color == "never").encode()
 
     def write(file: IO[bytes]) -> None:
         file.write(data)

@@ -64,7 +64,7 @@ def console(*, soft_wrap: bool = False, width: int | None = None) -> Console:
     always forces colour (for ``less -R``; NO_COLOR too), never prints no escape codes."""
     from rich.console import Console
 
-    color = current_display().options.color.value
+    color = current_display().options.color
     if color == "always":
         return Console(
             highlight=False,

@@ -48,10 +48,10 @@ class LossRequest:
             self.op,
             weight=weight,
             ignore_index=self.target.ignore_index,
-            reduction=self.loss.reduction.value,
+            reduction=self.loss.reduction,
             label_smoothing=self.label_smoothing,
             class_dim=class_dim,
-            precision=self.loss.precision.value,
+            precision=self.loss.precision,
         )
 
 
@@ -108,8 +108,8 @@ def run_shards(request: LossRequest, pairs: list[tuple[str, str]]) -> None:
     progress = Progress(len(pairs), "shards", enabled=not request.loss.quiet)
     partials, per_position, messages = [], [], []
     for input_spec, labels_spec in pairs:
-        values = read(input_spec, request.target.key, request.target.header.value, values=True)
-        labels = read(labels_spec, request.target.labels_key, request.target.header.value)
+        values = read(input_spec, request.target.key, request.target.header, values=True)
+        labels = read(labels_spec, request.target.labels_key, request.target.header)
         result, _ = compute_loss(request, values, labels, weight, request.target.class_dim)
         digest = result_fingerprint(
             [("input", input_spec, values.array), ("target", labels_spec, labels.array)]
@@ -148,7 +148,7 @@ def finish_shards(
     from lossctl.core.merge import merge_partials
 
     merged = merge_partials(partials)
-    if request.loss.reduction.value == "none":
+    if request.loss.reduction == "none":
         try:
             merged = dataclasses.replace(merged, loss=np.concatenate(per_position))
         except ValueError:
@@ -198,8 +198,8 @@ def run_on_cluster(request: LossRequest, pairs: list[tuple[str, str]], scheduler
 def run_one(request: LossRequest, input_spec: str, labels_spec: str) -> None:
     """Read, compute, check and print ``ce`` or ``nll`` of one input."""
     check_stdin([input_spec, labels_spec])
-    values = read(input_spec, request.target.key, request.target.header.value, values=True)
-    labels = read(labels_spec, request.target.labels_key, request.target.header.value)
+    values = read(input_spec, request.target.key, request.target.header, values=True)
+    labels = read(labels_spec, request.target.labels_key, request.target.header)
     weight = read_weight(request.target.weight)
     class_dim = request.target.class_dim
     if class_dim is None and isinstance(values.meta.get("dim"), int):
@@ -280,7 +280,7 @@ def write_grad(
     from lossctl.core.grad_stream import grad_blocks
     from lossctl.io.npy_writer import write_npy_blocks
 
-    dtype = output_dtype(values.array.dtype, request.loss.precision.value)
+    dtype = output_dtype(values.array.dtype, request.loss.precision)
     blocks = grad_blocks(result, values.array, labels.array, dtype)
     write_npy_blocks(path, shape, dtype, blocks)
 

@@ -15,8 +15,7 @@ import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -26,26 +25,13 @@ OUTPUT = "Output"
 EXTRAS = "Extras"
 
 
-class Reduction(str, Enum):
-    mean = "mean"
-    sum = "sum"
-    none = "none"
-
-
-class Precision(str, Enum):
-    auto = "auto"
-    float64 = "float64"
-
-
-class Header(str, Enum):
-    auto = "auto"
-    yes = "yes"
-    no = "no"
-
-
-class LossName(str, Enum):
-    ce = "ce"
-    nll = "nll"
+# Choices are Literal types (typer lists them in --help and refuses others), the same
+# strings the core and the readers take, so a handler passes them on unconverted.
+Reduction = Literal["mean", "sum", "none"]
+Precision = Literal["auto", "float64"]
+Header = Literal["auto", "yes", "no"]
+LossName = Literal["ce", "nll"]
+KLReduction = Literal["mean", "none"]
 
 
 def check_output_option(value: str | None) -> str | None:
@@ -154,7 +140,7 @@ class TargetOptions:
         ),
     ] = None
     key: KeyOption = None
-    header: HeaderOption = Header.auto
+    header: HeaderOption = "auto"
     labels_key: Annotated[
         str | None,
         typer.Option(
@@ -175,7 +161,7 @@ class LossOptions:
             help="mean, sum, or none (per position).",
             rich_help_panel=LOSS,
         ),
-    ] = Reduction.mean
+    ] = "mean"
     precision: Annotated[
         Precision,
         typer.Option(
@@ -183,7 +169,7 @@ class LossOptions:
             help="auto: float32 exp, float64 sums (5e-7); float64: all float64.",
             rich_help_panel=LOSS,
         ),
-    ] = Precision.auto
+    ] = "auto"
     manifest: Annotated[
         str | None,
         typer.Option(
@@ -221,7 +207,7 @@ class ElementwiseOptions:
             "ulps); float64: a float64 result, every step in float64. --json is always float64.",
             rich_help_panel=LOSS,
         ),
-    ] = Precision.auto
+    ] = "auto"
 
 
 @dataclass(frozen=True)
@@ -355,11 +341,6 @@ def grouped(handler: Handler) -> Handler:
     return wrapper
 
 
-class KLReduction(str, Enum):
-    mean = "mean"
-    none = "none"
-
-
 KLFilesArgument = Annotated[
     list[str],
     typer.Argument(
@@ -417,7 +398,7 @@ class KLOptions:
             help="mean: the statistics; none: also the KL per position (-o kl.npy writes it).",
             rich_help_panel=LOSS,
         ),
-    ] = KLReduction.mean
+    ] = "mean"
     shift: Annotated[
         bool,
         typer.Option(
