@@ -133,40 +133,39 @@ def kl(
     kl_command.run(options, output, files)
 
 
-def softmax(
-    logits: Annotated[str, typer.Argument(help="Logits file or '-'.")],
-    dim: DimOption = -1,
-    key: KeyOption = None,
-    header: HeaderOption = "auto",
-    *,
-    output: OutputOptions,
-    compute: ElementwiseOptions,
-) -> None:
+def normalising_command(op: str, doc: str) -> Callable[..., None]:
+    """The ``softmax`` / ``log-softmax`` command: one declaration for both, ``doc`` its help."""
+
+    def command(
+        logits: Annotated[str, typer.Argument(help="Logits file or '-'.")],
+        dim: DimOption = -1,
+        key: KeyOption = None,
+        header: HeaderOption = "auto",
+        *,
+        output: OutputOptions,
+        compute: ElementwiseOptions,
+    ) -> None:
+        run_elementwise(op, logits, dim=dim, key=key, header=header, output=output, compute=compute)
+
+    command.__name__ = command.__qualname__ = op
+    command.__doc__ = doc
+    return command
+
+
+softmax = normalising_command(
+    "softmax",
     """Softmax along an axis: exp(x - max) / sum exp(x - max).
 
     Example: lossctl softmax examples/seed/logits.json -d 0
-    """
-    run_elementwise(
-        "softmax", logits, dim=dim, key=key, header=header, output=output, compute=compute
-    )
-
-
-def log_softmax(
-    logits: Annotated[str, typer.Argument(help="Logits file or '-'.")],
-    dim: DimOption = -1,
-    key: KeyOption = None,
-    header: HeaderOption = "auto",
-    *,
-    output: OutputOptions,
-    compute: ElementwiseOptions,
-) -> None:
+    """,
+)
+log_softmax = normalising_command(
+    "log_softmax",
     """Log-softmax along an axis: (x - max) - log sum exp(x - max).
 
     Example: lossctl log-softmax examples/seed/logits.json -d 0
-    """
-    run_elementwise(
-        "log_softmax", logits, dim=dim, key=key, header=header, output=output, compute=compute
-    )
+    """,
+)
 
 
 def log(

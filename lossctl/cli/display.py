@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from lossctl.cli.options import OUTPUT
+from lossctl.cli.options import OUTPUT, option
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions
@@ -56,29 +56,29 @@ class DisplayOptions:
 
     color: Annotated[
         Color,
-        typer.Option(
+        option(
+            OUTPUT,
             "--color",
             help="always: also into a pipe (less -R); never: plain text. auto honours NO_COLOR.",
-            rich_help_panel=OUTPUT,
         ),
     ] = "auto"
     export: Annotated[
         str | None,
-        typer.Option(
+        option(
+            OUTPUT,
             "--export",
             metavar="FILE",
             callback=check_export_option,
             help="Also save what is shown as FILE.svg, .html or .txt.",
-            rich_help_panel=OUTPUT,
         ),
     ] = None
     lang: Annotated[
         Lang,
-        typer.Option(
+        option(
+            OUTPUT,
             "--lang",
             envvar="LOSSCTL_LANG",
             help="Language of tables and messages: en or zh (简体中文).",
-            rich_help_panel=OUTPUT,
         ),
     ] = "en"
 

@@ -25,6 +25,11 @@ OUTPUT = "Output"
 EXTRAS = "Extras"
 
 
+def option(panel: str, *names: str, **settings: Any) -> Any:
+    """``typer.Option(*names, **settings)`` shown in the ``--help`` panel ``panel``."""
+    return typer.Option(*names, rich_help_panel=panel, **settings)
+
+
 # Choices are Literal types (typer lists them in --help and refuses others), the same
 # strings the core and the readers take, so a handler passes them on unconverted.
 Reduction = Literal["mean", "sum", "none"]
@@ -55,57 +60,45 @@ FilesArgument = Annotated[
 ]
 DimOption = Annotated[
     int,
-    typer.Option(
-        "--dim", "-d", help="Axis to normalise over (default: the last).", rich_help_panel=LOSS
-    ),
+    option(LOSS, "--dim", "-d", help="Axis to normalise over (default: the last)."),
 ]
 KeyOption = Annotated[
     str | None,
-    typer.Option(
-        "--key",
-        help="Array in an NPZ or JSON object (or FILE:KEY).",
-        rich_help_panel=INPUT,
-    ),
+    option(INPUT, "--key", help="Array in an NPZ or JSON object (or FILE:KEY)."),
 ]
 HeaderOption = Annotated[
     Header,
-    typer.Option(
+    option(
+        INPUT,
         "--header",
         help="CSV: is the first line column names? (auto: names, or pandas' 0,1,…)",
-        rich_help_panel=INPUT,
     ),
 ]
 JsonOption = Annotated[
     bool,
-    typer.Option("--json", help="Print one JSON document only.", rich_help_panel=OUTPUT),
+    option(OUTPUT, "--json", help="Print one JSON document only."),
 ]
 OutputPathOption = Annotated[
     str | None,
-    typer.Option(
+    option(
+        OUTPUT,
         "--output",
         "-o",
         callback=check_output_option,
         help="Also write the result to FILE: .npy the array, else the --json document.",
-        rich_help_panel=OUTPUT,
     ),
 ]
 DigitsOption = Annotated[
     int,
-    typer.Option(
-        "--digits", min=0, max=17, help="Decimal places in tables.", rich_help_panel=OUTPUT
-    ),
+    option(OUTPUT, "--digits", min=0, max=17, help="Decimal places in tables."),
 ]
 StrictOption = Annotated[
     bool,
-    typer.Option(
-        "--strict",
-        help="Exit with status 1 when there is any warning (for CI).",
-        rich_help_panel=EXTRAS,
-    ),
+    option(EXTRAS, "--strict", help="Exit with status 1 when there is any warning (for CI)."),
 ]
 LabelSmoothingOption = Annotated[
     float,
-    typer.Option("--label-smoothing", help="Smoothing ε in [0, 1].", rich_help_panel=LOSS),
+    option(LOSS, "--label-smoothing", help="Smoothing ε in [0, 1]."),
 ]
 
 
@@ -115,37 +108,23 @@ class TargetOptions:
 
     class_dim: Annotated[
         int | None,
-        typer.Option(
-            "--class-dim",
-            "-d",
-            help="The class axis (default: inferred from the shapes).",
-            rich_help_panel=LOSS,
+        option(
+            LOSS, "--class-dim", "-d", help="The class axis (default: inferred from the shapes)."
         ),
     ] = None
     ignore_index: Annotated[
         int,
-        typer.Option(
-            "--ignore-index",
-            help="Target value that is skipped.",
-            rich_help_panel=LOSS,
-        ),
+        option(LOSS, "--ignore-index", help="Target value that is skipped."),
     ] = -100
     weight: Annotated[
         str | None,
-        typer.Option(
-            "--weight",
-            "-w",
-            help="Class weights: a file or 1,2,0.5.",
-            rich_help_panel=LOSS,
-        ),
+        option(LOSS, "--weight", "-w", help="Class weights: a file or 1,2,0.5."),
     ] = None
     key: KeyOption = None
     header: HeaderOption = "auto"
     labels_key: Annotated[
         str | None,
-        typer.Option(
-            "--labels-key", help="Array to take from the labels file.", rich_help_panel=INPUT
-        ),
+        option(INPUT, "--labels-key", help="Array to take from the labels file."),
     ] = None
 
 
@@ -155,41 +134,32 @@ class LossOptions:
 
     reduction: Annotated[
         Reduction,
-        typer.Option(
-            "--reduction",
-            "-r",
-            help="mean, sum, or none (per position).",
-            rich_help_panel=LOSS,
-        ),
+        option(LOSS, "--reduction", "-r", help="mean, sum, or none (per position)."),
     ] = "mean"
     precision: Annotated[
         Precision,
-        typer.Option(
+        option(
+            LOSS,
             "--precision",
             help="auto: float32 exp, float64 sums (5e-7); float64: all float64.",
-            rich_help_panel=LOSS,
         ),
     ] = "auto"
     manifest: Annotated[
         str | None,
-        typer.Option(
-            "--manifest",
-            help="File of 'INPUT LABELS' lines.",
-            rich_help_panel=INPUT,
-        ),
+        option(INPUT, "--manifest", help="File of 'INPUT LABELS' lines."),
     ] = None
     quiet: Annotated[
         bool,
-        typer.Option("--quiet", "-q", help="No progress bar on stderr.", rich_help_panel=OUTPUT),
+        option(OUTPUT, "--quiet", "-q", help="No progress bar on stderr."),
     ] = False
     scheduler: Annotated[
         str | None,
-        typer.Option(
+        option(
+            INPUT,
             "--scheduler",
             envvar="DASK_SCHEDULER_ADDRESS",
             show_envvar=True,
             help="Dask cluster: tcp://HOST:PORT or local:N (the dask extra).",
-            rich_help_panel=INPUT,
         ),
     ] = None
 
@@ -200,12 +170,12 @@ class ElementwiseOptions:
 
     precision: Annotated[
         Precision,
-        typer.Option(
+        option(
+            LOSS,
             "--precision",
             help="auto: the result keeps the input's float dtype (float16, float32 or float64; "
             "integers give float64); float16/float32 use float32 exp with float64 sums (a few "
             "ulps); float64: a float64 result, every step in float64. --json is always float64.",
-            rich_help_panel=LOSS,
         ),
     ] = "auto"
 
@@ -223,35 +193,28 @@ class ExtraOptions:
 
     grad: Annotated[
         bool,
-        typer.Option(
-            "--grad",
-            help="Also give d loss / d input, as torch.autograd does.",
-            rich_help_panel=EXTRAS,
-        ),
+        option(EXTRAS, "--grad", help="Also give d loss / d input, as torch.autograd does."),
     ] = False
     metrics: Annotated[
         bool,
-        typer.Option(
+        option(
+            EXTRAS,
             "--metrics",
             help="Also perplexity, accuracy, top-k accuracy, entropy, per-class table.",
-            rich_help_panel=EXTRAS,
         ),
     ] = False
     topk: Annotated[
         int | None,
-        typer.Option(
-            "--topk",
-            min=1,
-            help="k of the top-k accuracy (default 5; implies --metrics).",
-            rich_help_panel=EXTRAS,
+        option(
+            EXTRAS, "--topk", min=1, help="k of the top-k accuracy (default 5; implies --metrics)."
         ),
     ] = None
     shift: Annotated[
         bool,
-        typer.Option(
+        option(
+            EXTRAS,
             "--shift",
             help="Causal LM: logits (N, L, C) at t predict labels (N, L) at t+1 (HF).",
-            rich_help_panel=EXTRAS,
         ),
     ] = False
     strict: StrictOption = False
@@ -275,19 +238,11 @@ class OutputOptions:
     digits: DigitsOption = 4
     full: Annotated[
         bool,
-        typer.Option(
-            "--full",
-            help="Show every number.",
-            rich_help_panel=OUTPUT,
-        ),
+        option(OUTPUT, "--full", help="Show every number."),
     ] = False
     explain: Annotated[
         bool,
-        typer.Option(
-            "--explain",
-            help="Show every step as tables (--json: a 'steps' array).",
-            rich_help_panel=OUTPUT,
-        ),
+        option(OUTPUT, "--explain", help="Show every step as tables (--json: a 'steps' array)."),
     ] = False
 
     @property
@@ -358,64 +313,60 @@ class KLOptions:
 
     class_dim: Annotated[
         int | None,
-        typer.Option(
+        option(
+            LOSS,
             "--class-dim",
             "-d",
             help="Axis that holds the classes. Default: inferred from LABELS, else the last.",
-            rich_help_panel=LOSS,
         ),
     ] = None
     ignore_index: Annotated[
         int,
-        typer.Option(
+        option(
+            LOSS,
             "--ignore-index",
             help="Label value whose positions are left out of every statistic.",
-            rich_help_panel=LOSS,
         ),
     ] = -100
     log_probs: Annotated[
         bool,
-        typer.Option(
+        option(
+            LOSS,
             "--log-probs",
             help="The inputs are log-probabilities: KL = Σ exp(x)(x - y) as given (rows whose "
             "logsumexp is not 0 are reported).",
-            rich_help_panel=LOSS,
         ),
     ] = False
     both_directions: Annotated[
         bool,
-        typer.Option(
-            "--both-directions",
-            help="Also KL(P_other ‖ P_ref) and the symmetric mean.",
-            rich_help_panel=EXTRAS,
+        option(
+            EXTRAS, "--both-directions", help="Also KL(P_other ‖ P_ref) and the symmetric mean."
         ),
     ] = False
     reduction: Annotated[
         KLReduction,
-        typer.Option(
+        option(
+            LOSS,
             "--reduction",
             "-r",
             help="mean: the statistics; none: also the KL per position (-o kl.npy writes it).",
-            rich_help_panel=LOSS,
         ),
     ] = "mean"
     shift: Annotated[
         bool,
-        typer.Option(
+        option(
+            EXTRAS,
             "--shift",
             help="Causal LM: logits at t predict label t+1 (as for ce; needs LABELS).",
-            rich_help_panel=EXTRAS,
         ),
     ] = False
     key: KeyOption = None
     labels_key: Annotated[
         str | None,
-        typer.Option(
-            "--labels-key", help="Array to take from the labels file.", rich_help_panel=INPUT
-        ),
+        option(INPUT, "--labels-key", help="Array to take from the labels file."),
     ] = None
     quiet: Annotated[
         bool,
-        typer.Option("--quiet", "-q", help="No progress bar on stderr.", rich_help_panel=OUTPUT),
+        option(OUTPUT, "--quiet", "-q", help="No progress bar on stderr."),
     ] = False
     strict: StrictOption = False
