@@ -4,6 +4,9 @@ Pure NumPy: no rich, no typer, no JSON, no I/O; it imports only
 :mod:`lossctl.core`. :mod:`lossctl.render.explain` draws the steps as tables and
 :mod:`lossctl.render.explain_data` turns them into the ``steps`` of ``--json``.
 
+The package exports the builders and the trace's top types; the parts of a trace
+(``Step``'s columns, layouts, remarks) are in :mod:`~lossctl.trace.model`.
+
 Modules: :mod:`~lossctl.trace.model` (the trace as frozen dataclasses),
 :mod:`~lossctl.trace.layout` (which cells and positions are shown),
 :mod:`~lossctl.trace.rows` (the class rows of those positions),
@@ -19,26 +22,10 @@ from lossctl.trace.elementwise import explain_elementwise
 from lossctl.trace.gradient import gradient_step, with_gradient
 from lossctl.trace.layout import kept_indices, make_layout
 from lossctl.trace.loss import explain_loss
-from lossctl.trace.model import (
-    ELLIPSIS,
-    Column,
-    Edges,
-    Layout,
-    LossStats,
-    ReductionTerms,
-    Remark,
-    Step,
-    Trace,
-)
+from lossctl.trace.model import Edges, Step, Trace
 
 __all__ = [
-    "ELLIPSIS",
-    "Column",
     "Edges",
-    "Layout",
-    "LossStats",
-    "ReductionTerms",
-    "Remark",
     "Step",
     "Trace",
     "explain_elementwise",
