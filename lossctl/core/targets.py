@@ -46,6 +46,20 @@ def position_text(flat_index: int, shape: tuple[int, ...]) -> str:
     return "position " + fmt_shape(tuple(int(i) for i in np.unravel_index(flat_index, shape)))
 
 
+def check_whole(flat: npt.NDArray[Any], shape: tuple[int, ...]) -> None:
+    """Float class-index targets must be finite whole numbers; names the first that is not."""
+    if flat.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(flat) | (flat != np.round(flat))
+    if bad.any():
+        where = int(np.argmax(bad))
+        raise InputError(
+            f"target {float(flat[where])} at {position_text(where, shape)} is not a whole "
+            "class index",
+            "target",
+        )
+
+
 def target_index(
     target: npt.NDArray[Any],
     classes: int,
@@ -59,15 +73,7 @@ def target_index(
     position.
     """
     flat = target.reshape(-1)
-    if flat.dtype.kind == "f":
-        bad = ~np.isfinite(flat) | (flat != np.round(flat))
-        if bad.any():
-            where = int(np.argmax(bad))
-            raise InputError(
-                f"target {float(flat[where])} at {position_text(where, target.shape)} is not a "
-                "whole class index",
-                "target",
-            )
+    check_whole(flat, target.shape)
     counted = _not_equal(flat, ignore_index)
     out_of_range = counted & ((flat < 0) | (flat >= classes))
     if out_of_range.any():

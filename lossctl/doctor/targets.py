@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from lossctl.core.facts import PROB_SUM_TOL
 from lossctl.core.losses import LossResult, torch_class_dim
+from lossctl.core.targets import check_whole
 from lossctl.doctor.context import (
     EVIDENCE_POSITIONS,
     Context,
@@ -20,7 +21,6 @@ from lossctl.doctor.context import (
     positions,
 )
 from lossctl.doctor.findings import FindingCode, JsonValue
-from lossctl.errors import InputError
 
 
 def _fmt_pos(position: Sequence[int]) -> str:
@@ -36,16 +36,7 @@ def _rows(x: npt.NDArray[Any], axis: int) -> npt.NDArray[Any]:
 def check_targets(ctx: Context, y: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """Index-target findings; returns targets with out-of-range ones set to ignore_index."""
     flat = y.reshape(-1)
-    if flat.dtype.kind == "f":
-        bad = ~np.isfinite(flat) | (flat != np.round(flat))
-        if bad.any():
-            first_bad = int(np.argmax(bad))
-            raise InputError(
-                f"target {float(flat[first_bad])} at position "
-                f"{_fmt_pos(positions(np.array([first_bad]), y.shape)[0])} is not a whole class "
-                "index",
-                "target",
-            )
+    check_whole(flat, y.shape)
     classes, ignore = ctx.classes, ctx.ignore_index
     counted = flat != ignore
     out = counted & ((flat < 0) | (flat >= classes))
