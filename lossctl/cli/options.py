@@ -96,6 +96,10 @@ StrictOption = Annotated[
     bool,
     option(EXTRAS, "--strict", help="Exit with status 1 when there is any warning (for CI)."),
 ]
+LabelsKeyOption = Annotated[
+    str | None, option(INPUT, "--labels-key", help="Array to take from the labels file.")
+]
+QuietOption = Annotated[bool, option(OUTPUT, "--quiet", "-q", help="No progress bar on stderr.")]
 LabelSmoothingOption = Annotated[
     float,
     option(LOSS, "--label-smoothing", help="Smoothing ε in [0, 1]."),
@@ -122,10 +126,7 @@ class TargetOptions:
     ] = None
     key: KeyOption = None
     header: HeaderOption = "auto"
-    labels_key: Annotated[
-        str | None,
-        option(INPUT, "--labels-key", help="Array to take from the labels file."),
-    ] = None
+    labels_key: LabelsKeyOption = None
 
 
 @dataclass(frozen=True)
@@ -148,10 +149,7 @@ class LossOptions:
         str | None,
         option(INPUT, "--manifest", help="File of 'INPUT LABELS' lines."),
     ] = None
-    quiet: Annotated[
-        bool,
-        option(OUTPUT, "--quiet", "-q", help="No progress bar on stderr."),
-    ] = False
+    quiet: QuietOption = False
     scheduler: Annotated[
         str | None,
         option(
@@ -361,12 +359,6 @@ class KLOptions:
         ),
     ] = False
     key: KeyOption = None
-    labels_key: Annotated[
-        str | None,
-        option(INPUT, "--labels-key", help="Array to take from the labels file."),
-    ] = None
-    quiet: Annotated[
-        bool,
-        option(OUTPUT, "--quiet", "-q", help="No progress bar on stderr."),
-    ] = False
+    labels_key: LabelsKeyOption = None
+    quiet: QuietOption = False
     strict: StrictOption = False
