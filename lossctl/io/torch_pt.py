@@ -23,7 +23,7 @@ import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
 from math import prod
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -238,10 +238,19 @@ def read_pt(path: str, source: str, key: str | None) -> Array:
     """Read one tensor (selected by dotted ``key``) from a torch.save file at ``path``."""
     try:
         with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            head = handle.read(16)
-            _check_head(head, source)
-            return _read_zip(handle, size, path, source, key)
+            return read_pt_file(handle, source, key)
+    except OSError as exc:
+        raise ReadError(source, f"cannot read: {exc.strerror or exc}") from None
+
+
+def read_pt_file(handle: IO[bytes], source: str, key: str | None) -> Array:
+    """Like :func:`read_pt` for a regular file already open (storages mapped through it)."""
+    try:
+        size = os.fstat(handle.fileno()).st_size
+        handle.seek(0)
+        head = handle.read(16)
+        _check_head(head, source)
+        return _read_zip(handle, size, handle, source, key)
     except OSError as exc:
         raise ReadError(source, f"cannot read: {exc.strerror or exc}") from None
 
@@ -267,7 +276,7 @@ def _check_head(head: bytes, source: str) -> None:
 
 
 def _read_zip(
-    handle: BinaryIO, total: int, backing: str | bytes, source: str, key: str | None
+    handle: IO[bytes], total: int, backing: IO[bytes] | bytes, source: str, key: str | None
 ) -> Array:
     try:
         archive = zipfile.ZipFile(handle)
@@ -406,7 +415,7 @@ def _materialize(
     t: _Tensor,
     order: str,
     total: int,
-    backing: str | bytes,
+    backing: IO[bytes] | bytes,
     source: str,
 ) -> Array:
     code = t.storage.kind.code
@@ -451,7 +460,7 @@ def _storage_bytes(
     info: zipfile.ZipInfo,
     need: int,
     total: int,
-    backing: str | bytes,
+    backing: IO[bytes] | bytes,
     source: str,
 ) -> npt.NDArray[np.uint8]:
     """The storage's first ``need`` bytes: mapped/zero-copy if stored, else decompressed."""
@@ -488,9 +497,7 @@ def _storage_bytes(
     return np.frombuffer(data, dtype=np.uint8)
 
 
-def _read_at(backing: str | bytes, offset: int, count: int) -> bytes:
+def _read_at(backing: IO[bytes] | bytes, offset: int, count: int) -> bytes:
     if isinstance(backing, bytes):
         return backing[offset : offset + count]
-    with open(backing, "rb") as handle:
-        handle.seek(offset)
-        return handle.read(count)
+    return os.pread(backing.fileno(), count, offset)
