@@ -203,6 +203,9 @@ def read_safetensors(path: str, source: str, key: str | None) -> npt.NDArray[Any
         fd = os.open(path, flags)
     except OSError as exc:
         raise ReadError(source, f"cannot read the file: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ReadError(source, "not a regular file; a safetensors file must be mapped")
     with os.fdopen(fd, "rb") as handle:
         return read_safetensors_file(handle, source, key)
 

@@ -227,7 +227,7 @@ def open_input(path: str, source: str) -> IO[bytes] | bytes:
     except IsADirectoryError:
         raise ReadError(source, _DIRECTORY) from None
     except (OSError, ValueError) as exc:
-        raise ReadError(source, _open_problem(exc)) from None
+        raise ReadError(source, _open_problem(path, exc)) from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISFIFO(mode):
@@ -244,10 +244,17 @@ def open_input(path: str, source: str) -> IO[bytes] | bytes:
         os.close(fd)
 
 
-def _open_problem(exc: BaseException) -> str:
+def _open_problem(path: str, exc: BaseException) -> str:
+    """Why ``path`` could not be opened: what it is (a socket gives ENXIO), else the error."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        mode = stat.S_IFREG
+    if not stat.S_ISFIFO(mode) and not_regular(mode):
+        return str(not_regular(mode))
     if isinstance(exc, PermissionError):
         return "permission denied; make the file readable, e.g. `chmod +r FILE`"
-    return f"cannot open the file: {_os_reason(exc)}"
+    return f"cannot access the file: {_os_reason(exc)}"
 
 
 def _read_fifo(fd: int, source: str) -> bytes:
