@@ -10,7 +10,8 @@ The same float32 logits (2 positions x 3 classes, values exact in float32) are w
 (``x.pt:logits``), ``safetensors.torch.save_file`` (``x.safetensors:logits``), ``json.dump``
 of ``tolist()`` (``x.json``) and pandas-free ``np.savetxt`` (``x.csv``); ``y.json`` holds
 the labels. The tests read them from files, FIFOs and ``<(cat FILE)`` and compare the losses,
-and ``loss.json`` records ``torch.nn.functional.cross_entropy`` of them for reference.
+and ``loss.json`` records ``torch.nn.functional.cross_entropy`` of them in float32 and
+float64 for reference.
 """
 
 from __future__ import annotations
@@ -37,8 +38,12 @@ def main() -> None:
     (OUT / "x.json").write_text(json.dumps(logits.tolist()) + "\n")
     np.savetxt(OUT / "x.csv", logits, delimiter=",", fmt="%.9g")
     (OUT / "y.json").write_text(json.dumps(labels) + "\n")
-    loss = torch.nn.functional.cross_entropy(tensor.double(), torch.tensor(labels))
-    (OUT / "loss.json").write_text(json.dumps({"cross_entropy_float64": loss.item()}) + "\n")
+    target = torch.tensor(labels)
+    losses = {  # float32 for the binary files, float64 for the text ones (read as float64)
+        "float32": torch.nn.functional.cross_entropy(tensor, target).item(),
+        "float64": torch.nn.functional.cross_entropy(tensor.double(), target).item(),
+    }
+    (OUT / "loss.json").write_text(json.dumps(losses) + "\n")
 
 
 if __name__ == "__main__":
