@@ -215,13 +215,9 @@ def read_safetensors_file(
 ) -> npt.NDArray[Any] | Bfloat16Array:
     """Like :func:`read_safetensors` for a file already open: mapped through ``handle``."""
     try:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ReadError(source, "not a regular file; a safetensors file must be mapped")
-        size = info.st_size
-        handle.seek(0)
-        length = _header_length(handle.read(8), size, source)
-        raw = handle.read(length)
+        size = os.fstat(fd := handle.fileno()).st_size  # a regular file (opened by the caller)
+        length = _header_length(os.pread(fd, 8, 0), size, source)
+        raw = os.pread(fd, length, 8)
         if len(raw) != length:
             raise ReadError(source, "the file changed while it was being read; try again")
         name, entry = _select(_parse_header(raw, size - 8 - length, source), key, source)
@@ -229,7 +225,7 @@ def read_safetensors_file(
         if entry.nbytes == 0:
             return _finish(np.empty(0, dtype=_NUMPY[entry.dtype]), entry, source)
         try:
-            mapped = mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_READ)
+            mapped = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
         except (OSError, ValueError) as exc:
             raise ReadError(source, f"cannot memory-map the file: {exc}") from None
     except OSError as exc:

@@ -1,15 +1,14 @@
 """Read tensors from PyTorch ``torch.save`` files without importing PyTorch.
 
-A ``.pt`` file is a zip archive: ``<archive>/data.pkl`` (a protocol-2 pickle
-describing the object), ``<archive>/data/<key>`` (raw little-endian storages)
-and a few records (``byteorder``, ``version``). The pickle is read by a
-restricted unpickler, modelled on torch's ``weights_only=True``: ``find_class``
-answers only a short allow-list and returns lossctl's OWN stand-ins (nothing
-named in the pickle is ever imported or called), ``persistent_load`` accepts
-only storage references, and ``BUILD`` is refused on everything but the
-``OrderedDict`` of a state dict (whose ``_metadata`` is dropped). Tensors are
-then rebuilt with numpy after checking that every element they reach lies
-inside their storage; uncompressed storages are memory-mapped.
+A ``.pt`` file is a zip archive: ``<archive>/data.pkl`` (a protocol-2 pickle describing the
+object), ``<archive>/data/<key>`` (raw little-endian storages) and a few records
+(``byteorder``, ``version``). The pickle is read by a restricted unpickler, modelled on
+torch's ``weights_only=True``: ``find_class`` answers only a short allow-list and returns
+lossctl's OWN stand-ins (nothing named in the pickle is ever imported or called),
+``persistent_load`` accepts only storage references, and ``BUILD`` is refused on everything
+but the ``OrderedDict`` of a state dict (whose ``_metadata`` is dropped). Tensors are then
+rebuilt with numpy after checking that every element they reach lies inside their storage;
+uncompressed storages are memory-mapped (through the open file, never reopened by name).
 """
 
 from __future__ import annotations
@@ -247,9 +246,7 @@ def read_pt_file(handle: IO[bytes], source: str, key: str | None) -> Array:
     """Like :func:`read_pt` for a regular file already open (storages mapped through it)."""
     try:
         size = os.fstat(handle.fileno()).st_size
-        handle.seek(0)
-        head = handle.read(16)
-        _check_head(head, source)
+        _check_head(os.pread(handle.fileno(), 16, 0), source)
         return _read_zip(handle, size, handle, source, key)
     except OSError as exc:
         raise ReadError(source, f"cannot read: {exc.strerror or exc}") from None

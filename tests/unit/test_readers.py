@@ -6,7 +6,6 @@ import io
 import json
 import os
 import re
-import signal
 import struct
 import sys
 import tempfile
@@ -717,22 +716,6 @@ def test_stdin_errors_are_read_errors() -> None:
 
 
 # ---------------------------------------------------------------- files that are not files
-
-
-@pytest.fixture
-def alarm() -> Iterator[None]:
-    """Fail instead of hanging forever if a read blocks."""
-
-    def timeout(signum: int, frame: Any) -> None:
-        raise TimeoutError("read_array blocked")
-
-    previous = signal.signal(signal.SIGALRM, timeout)
-    signal.alarm(10)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def test_socket_and_device_refused(tmp_path: Path, alarm: None) -> None:

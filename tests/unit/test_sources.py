@@ -7,9 +7,7 @@ import builtins
 import io
 import json
 import os
-import signal
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +23,15 @@ from lossctl.io.sources import read_stdin, read_stream, stream_limit
 X = np.array([[1.5, -2.0, 0.25], [3.0, 0.5, -1.0]])
 
 
-@pytest.fixture
-def alarm() -> Iterator[None]:
-    """Fail instead of hanging forever if a read blocks."""
-
-    def timeout(signum: int, frame: Any) -> None:
-        raise TimeoutError("blocked")
-
-    previous = signal.signal(signal.SIGALRM, timeout)
-    signal.alarm(20)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def npy_bytes(array: np.ndarray[Any, Any]) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
+
+
+def make_fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
 
 
 def feed(fifo: Path, data: bytes, delay: float = 0.0) -> threading.Thread:
@@ -82,41 +69,41 @@ def test_fifo_is_read_like_standard_input(
 
 
 def test_fifo_whose_writer_comes_late_is_waited_for(tmp_path: Path, alarm: None) -> None:
-    fifo = tmp_path / "late.json"
-    os.mkfifo(fifo)
+    fifo = make_fifo(tmp_path / "late.json")
     writer = feed(fifo, b"[1, 2, 3]", delay=0.5)  # lossctl opens first: it must not see EOF
     assert read_array(str(fifo)).array.tolist() == [1, 2, 3]
     writer.join()
 
 
+def refusal(spec: str) -> str:
+    """The message of the ReadError that reading ``spec`` raises."""
+    with pytest.raises(ReadError) as info:
+        read_array(spec)
+    return str(info.value)
+
+
 def test_fifo_without_writer_is_refused_after_the_wait(
     tmp_path: Path, alarm: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fifo = tmp_path / "nobody.json"
-    os.mkfifo(fifo)
+    fifo = make_fifo(tmp_path / "nobody.json")
     monkeypatch.setenv("LOSSCTL_FIFO_WAIT", "0.2")
-    with pytest.raises(ReadError) as info:
-        read_array(str(fifo))
-    assert str(info.value) == (
+    assert refusal(str(fifo)) == (
         f"{fifo}: no process is writing to this FIFO (waited 0.2 s); start the writer first, "
         f"e.g. `python dump.py > {fifo} &`, or wait longer with LOSSCTL_FIFO_WAIT=60"
     )
 
 
 def test_fifo_closed_without_data_is_empty(tmp_path: Path, alarm: None) -> None:
-    fifo = tmp_path / "empty.json"
-    os.mkfifo(fifo)
-    writer = feed(fifo, b"")
-    with pytest.raises(ReadError, match="the FIFO is empty: its writer closed it without writing"):
-        read_array(str(fifo))
+    writer = feed(make_fifo(tmp_path / "empty.json"), b"")
+    message = refusal(str(tmp_path / "empty.json"))
+    assert message.endswith("the FIFO is empty: its writer closed it without writing")
     writer.join()
 
 
 def test_fifo_past_the_limit_is_refused(
     tmp_path: Path, alarm: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fifo = tmp_path / "big.json"
-    os.mkfifo(fifo)
+    fifo = make_fifo(tmp_path / "big.json")
     monkeypatch.setenv("LOSSCTL_STREAM_LIMIT", "4K")
     done = threading.Event()
 
@@ -129,18 +116,16 @@ def test_fifo_past_the_limit_is_refused(
         done.set()
 
     threading.Thread(target=write, daemon=True).start()
-    with pytest.raises(ReadError) as info:
-        read_array(str(fifo))
-    assert str(info.value).startswith(f"{fifo}: more than 4 KiB on this FIFO, the limit")
-    assert "save the data to a file" in str(info.value)
+    message = refusal(str(fifo))
+    assert message.startswith(f"{fifo}: more than 4 KiB on this FIFO, the limit")
+    assert "save the data to a file" in message
     assert done.wait(10)
 
 
 def test_manifest_and_document_from_a_fifo(tmp_path: Path, alarm: None) -> None:
     (tmp_path / "a.npy").write_bytes(npy_bytes(X))
     (tmp_path / "b.json").write_text("[0, 1]")
-    fifo = tmp_path / "manifest"
-    os.mkfifo(fifo)
+    fifo = make_fifo(tmp_path / "manifest")
     os.chdir(tmp_path)  # a FIFO's relative paths are taken from the current folder
     try:
         writer = feed(fifo, b"a.npy b.json\n")
@@ -202,8 +187,7 @@ def test_bad_stream_limit_is_one_line(monkeypatch: pytest.MonkeyPatch, text: str
 def test_bad_fifo_wait_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
 ) -> None:
-    fifo = tmp_path / "f"
-    os.mkfifo(fifo)
+    fifo = make_fifo(tmp_path / "f")
     monkeypatch.setenv("LOSSCTL_FIFO_WAIT", text)
     with pytest.raises(ReadError, match=r"^LOSSCTL_FIFO_WAIT: .* is not a number of seconds"):
         read_array(str(fifo))
