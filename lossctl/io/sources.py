@@ -262,7 +262,7 @@ def _read_fifo(fd: int, source: str) -> bytes:
     seconds = fifo_wait()
     poller = select.poll()
     poller.register(fd, select.POLLIN | select.POLLHUP)
-    timeout = None if math.isinf(seconds) else math.ceil(seconds * 1000)
+    timeout = None if seconds > 1e6 else math.ceil(seconds * 1000)  # > 11 days: no limit
     if not poller.poll(timeout):  # a FIFO without a writer reports nothing, not POLLHUP
         raise ReadError(
             source,
