@@ -5,6 +5,7 @@ The runners (in-process and real-process) and paths live in :mod:`tests.helpers`
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,3 +69,19 @@ def remove_tree(directory: Path) -> None:
         if path.is_dir() and not path.is_symlink():
             path.chmod(0o755)
     shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def alarm() -> Iterator[None]:
+    """Fail instead of hanging forever if a read blocks (a FIFO, a device)."""
+
+    def timeout(signum: int, frame: Any) -> None:
+        raise TimeoutError("blocked")
+
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(20)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -314,6 +314,7 @@ def merge(
     from lossctl.io.documents import documents_from_bytes, partial_from_document
     from lossctl.io.fingerprint import same_files
     from lossctl.io.readers import read_document
+    from lossctl.io.sources import STDIN_NAME, read_stream
 
     check_stdin(results)
     repeated = same_files(results)
@@ -326,7 +327,7 @@ def merge(
     documents: list[tuple[dict[str, Any], str]] = []
     for spec in results:
         if spec == "-":
-            data = stdin.read() if stdin is not None else b""
+            data = read_stream(stdin, STDIN_NAME, "standard input") if stdin is not None else b""
             found = documents_from_bytes(data, "standard input")
             many = len(found) > 1
             documents += [

@@ -19,11 +19,42 @@ if TYPE_CHECKING:
 
 
 def check_stdin(specs: list[str]) -> None:
-    """At most one argument may be ``-``, and standard input must not be a terminal."""
+    """At most one argument may be ``-``, and standard input must not be a terminal; a
+    FIFO can be read only once too (distinct FIFOs, such as ``<(…) <(…)``, are fine)."""
     if sum(map(is_stdin_spec, specs)) > 1:
         raise InputError("only one argument can be '-' (standard input)")
+    check_fifos_once(specs)
     if any(map(is_stdin_spec, specs)):
         check_stdin_readable()
+
+
+def check_fifos_once(specs: list[str]) -> None:
+    """Refuse a FIFO named twice (also as ``FIFO:KEY`` twice): its data come only once."""
+    from lossctl.io.sources import fifo_identity
+
+    seen: set[tuple[int, int]] = set()
+    for spec in specs:
+        identity = None if is_stdin_spec(spec) else fifo_identity(spec)
+        if identity in seen:
+            raise InputError(
+                f"{spec}: this FIFO is named twice, but its data can be read only once; "
+                "save them to a file to use them twice (or for two keys)"
+            )
+        if identity is not None:
+            seen.add(identity)
+
+
+def check_files_for_workers(specs: list[str]) -> None:
+    """``--scheduler``: Dask workers open the shards by path, so no ``-`` and no FIFO."""
+    from lossctl.io.sources import fifo_identity
+
+    for spec in specs:
+        if is_stdin_spec(spec) or fifo_identity(spec) is not None:
+            what = "standard input" if is_stdin_spec(spec) else "a FIFO"
+            raise InputError(
+                f"{spec}: --scheduler sends file paths to the Dask workers, which cannot read "
+                f"{what}; save the data to a file first"
+            )
 
 
 def is_stdin_spec(spec: str) -> bool:

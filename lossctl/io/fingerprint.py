@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from lossctl.io.sources import open_descriptor
+
 EDGE = 64 * 1024
 
 
@@ -28,8 +30,8 @@ def _hash(size: int, head: bytes, tail: bytes) -> str:
 
 
 def _file_entry(path: str) -> dict[str, Any] | None:
-    try:
-        with open(path, "rb") as handle:
+    try:  # opened non-blocking: a FIFO (already read to its end) must not hang here
+        with os.fdopen(open_descriptor(path), "rb") as handle:
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode):
                 return None

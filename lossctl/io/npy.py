@@ -1,18 +1,18 @@
 """NumPy ``.npy`` arrays, checked before any data is touched.
 
 Headers are read and checked (dtype; declared size against the bytes present) first;
-regular files are then opened with ``np.load(path, mmap_mode="r", allow_pickle=False)``,
-so native-endian arrays come back as read-only memory maps (no copy; Fortran order is
-kept) and big-endian ones as converted copies.  Integer and float dtypes up to 64 bits
-are kept; bool, complex, strings, dates, void/structured, object and long double are
-refused.  Nothing is ever unpickled.
+regular files are then memory-mapped read-only through the descriptor already open (no
+second open by name; no copy; Fortran order is kept) and streams held in memory are
+viewed in place; big-endian arrays come back as converted copies.  Integer and float
+dtypes up to 64 bits are kept; bool, complex, strings, dates, void/structured, object
+and long double are refused.  Nothing is ever unpickled.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -112,13 +112,15 @@ def native(array: Array) -> Array:
 
 
 def read_npy(
-    handle: IO[bytes], size: int, source: str, key: str | None, *, path: str | None
+    handle: IO[bytes], size: int, source: str, key: str | None, *, data: bytes | None = None
 ) -> Array:
+    """The array of a ``.npy`` file open as ``handle`` (memory-mapped through it), or held
+    in ``data`` (a stream read into memory: a read-only view of those bytes, no copy)."""
     if key is not None:
         raise ReadError(
             source, f"a key ({key!r}) was given, but a .npy file holds a single array; drop the key"
         )
-    shape, _fortran, dtype, header_length = npy_header(handle, source, "")
+    shape, fortran, dtype, header_length = npy_header(handle, source, "")
     declared = declared_bytes(shape, dtype)
     available = size - header_length
     if declared > available:
@@ -130,11 +132,13 @@ def read_npy(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if path is not None:
-                array = np.load(path, mmap_mode="r", allow_pickle=False)
+            order: Literal["C", "F"] = "F" if fortran else "C"
+            if data is not None:
+                flat = np.frombuffer(data, dtype, math.prod(shape), header_length)
+                array = flat.reshape(shape, order=order)
             else:
-                handle.seek(0)
-                array = np.load(handle, allow_pickle=False)
+                mapped: Any = handle  # numpy maps any object with fileno()
+                array = np.memmap(mapped, dtype, "r", header_length, shape, order)
     except Exception as exc:
         raise ReadError(source, f"cannot read .npy data: {oneline(exc)}") from None
     if not isinstance(array, np.ndarray) or array.shape != shape or array.dtype != dtype:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO
 
@@ -53,7 +54,7 @@ from lossctl.io.npz import NPZ_MAX_BYTES as _NPZ_MAX_BYTES
 from lossctl.io.npz import read_npz
 from lossctl.io.numbers import parse_number_list
 from lossctl.io.sniff import EXTENSIONS, missing_magic, sniff_magic
-from lossctl.io.sources import STDIN_NAME, open_regular, read_stdin, resolve_spec
+from lossctl.io.sources import STDIN_NAME, open_input, read_stdin, resolve_spec
 from lossctl.io.text import BOM, EMPTY, decode_text, oneline
 
 __all__ = [
@@ -128,11 +129,7 @@ def read_document(spec: str, *, stdin: BinaryIO | None = None) -> tuple[dict[str
     Returns the object and the source's display name.
     """
     path, source, _ = resolve_spec(spec, None)
-    if path == "-":
-        data = read_stdin(stdin)
-    else:
-        with open_regular(path, source) as handle:
-            data = handle.read()
+    data = _all_bytes(path, source, stdin)
     text = decode_text(data, source, "JSON")
     if not text.strip():
         raise ReadError(source, EMPTY)
@@ -147,39 +144,60 @@ def _is_inline(spec: str) -> bool:
     return spec.lstrip().startswith("[") and not os.path.exists(spec)
 
 
+def _all_bytes(path: str, source: str, stdin: BinaryIO | None) -> bytes:
+    """Every byte of a file, a FIFO or standard input (``-``)."""
+    if path == "-":
+        return read_stdin(stdin)
+    opened = open_input(path, source)
+    if isinstance(opened, bytes):
+        return opened
+    with opened as handle:
+        return handle.read()
+
+
 def _read(
     path: str, source: str, key: str | None, stdin: BinaryIO | None, header: Header
 ) -> Loaded:
     if path == "-":
-        data = read_stdin(stdin)
-        return _from_bytes(data, source, key, "", header)
+        return _from_bytes(read_stdin(stdin), source, key, "", header)
     if not path:
         raise ReadError("''", "empty file name; give a path, or `-` for standard input")
     ext = os.path.splitext(path)[1].lower()
-    with open_regular(path, source) as handle:
+    opened = open_input(path, source)
+    if isinstance(opened, bytes):  # a FIFO or pipe, read like standard input
+        return _from_bytes(opened, source, key, ext, header)
+    with opened as handle:
         head = handle.read(HEAD_BYTES)
         size = os.fstat(handle.fileno()).st_size
-        content = sniff_magic(head)
-        ext_format = EXTENSIONS.get(ext)
-        if content is None and ext_format in ("npy", "npz"):
-            rest = handle.read(4096)
-            raise ReadError(source, missing_magic(ext, head + rest))
+        content = _content(head, size, ext, source, lambda: handle.read(4096))
         if content == "npy":
             handle.seek(0)
-            array = read_npy(handle, size, source, key, path=path)
-            return Loaded(array, source, "npy", {})
+            return Loaded(read_npy(handle, size, source, key), source, "npy", {})
         if content == "npz":
             if _is_torch_archive(handle):
-                return Loaded(torch_pt.read_pt(path, source, key), source, "pt")
+                return Loaded(torch_pt.read_pt_file(handle, source, key), source, "pt")
             handle.seek(0)
             array = read_npz(handle, source, key, _NPZ_MAX_BYTES)
             return Loaded(array, source, "npz", {})
-        if safetensors.looks_like_safetensors(head, size) or ext == ".safetensors":
-            tensor = safetensors.read_safetensors(path, source, key)
+        if content == "safetensors":
+            tensor = safetensors.read_safetensors_file(handle, source, key)
             return Loaded(_as_array(tensor), source, "safetensors")
         _refuse_foreign(head, ext, source)
         data = head + handle.read()
     return _from_text_bytes(data, source, key, ext, header)
+
+
+def _content(head: bytes, size: int, ext: str, source: str, more: Callable[[], bytes]) -> str:
+    """``npy``, ``npz`` (a zip), ``safetensors``, or ``""`` (text or a foreign format) from
+    the first bytes and the extension; a ``.npy``/``.npz`` without its magic is refused."""
+    content = sniff_magic(head)
+    if content is None and EXTENSIONS.get(ext) in ("npy", "npz"):
+        raise ReadError(source, missing_magic(ext, head + more()))
+    if content is not None:
+        return content
+    if safetensors.looks_like_safetensors(head, size) or ext == ".safetensors":
+        return "safetensors"
+    return ""
 
 
 HEAD_BYTES = 16  # enough for every magic number and a safetensors header length
@@ -210,18 +228,20 @@ def _as_array(tensor: Array | safetensors.Bfloat16Array) -> Array:
 
 
 def _from_bytes(data: bytes, source: str, key: str | None, ext: str, header: Header) -> Loaded:
-    """Standard input: sniff everything."""
-    content = sniff_magic(data[:8])
+    """Standard input or a FIFO, held in memory: sniffed as a file is."""
+    head = data[:HEAD_BYTES]
+    content = _content(head, len(data), ext, source, lambda: data[HEAD_BYTES : HEAD_BYTES + 4096])
     if content == "npy":
-        return Loaded(read_npy(io.BytesIO(data), len(data), source, key, path=None), source, "npy")
+        array = read_npy(io.BytesIO(data), len(data), source, key, data=data)
+        return Loaded(array, source, "npy")
     if content == "npz":
         if _is_torch_archive(io.BytesIO(data)):
             return Loaded(torch_pt.read_pt_bytes(data, source, key), source, "pt")
         return Loaded(read_npz(io.BytesIO(data), source, key, _NPZ_MAX_BYTES), source, "npz")
-    if safetensors.looks_like_safetensors(data[:HEAD_BYTES], len(data)):
+    if content == "safetensors":
         tensor = safetensors.read_safetensors_bytes(data, source, key)
         return Loaded(_as_array(tensor), source, "safetensors")
-    _refuse_foreign(data[:HEAD_BYTES], ext, source)
+    _refuse_foreign(head, ext, source)
     return _from_text_bytes(data, source, key, ext, header)
 
 

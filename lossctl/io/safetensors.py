@@ -61,7 +61,7 @@ import stat
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import IO, Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -201,24 +201,33 @@ def read_safetensors(path: str, source: str, key: str | None) -> npt.NDArray[Any
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:  # non-blocking: a FIFO must not hang the open; regular files ignore the flag
         fd = os.open(path, flags)
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            os.close(fd)
-            raise ReadError(source, "not a regular file; a safetensors file must be mapped")
-        with os.fdopen(fd, "rb") as handle:
-            size = info.st_size
-            length = _header_length(handle.read(8), size, source)
-            raw = handle.read(length)
-            if len(raw) != length:
-                raise ReadError(source, "the file changed while it was being read; try again")
-            name, entry = _select(_parse_header(raw, size - 8 - length, source), key, source)
-            _check_dtype(name, entry, source)
-            if entry.nbytes == 0:
-                return _finish(np.empty(0, dtype=_NUMPY[entry.dtype]), entry, source)
-            try:
-                mapped = mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_READ)
-            except (OSError, ValueError) as exc:
-                raise ReadError(source, f"cannot memory-map the file: {exc}") from None
+    except OSError as exc:
+        raise ReadError(source, f"cannot read the file: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ReadError(source, "not a regular file; a safetensors file must be mapped")
+    with os.fdopen(fd, "rb") as handle:
+        return read_safetensors_file(handle, source, key)
+
+
+def read_safetensors_file(
+    handle: IO[bytes], source: str, key: str | None
+) -> npt.NDArray[Any] | Bfloat16Array:
+    """Like :func:`read_safetensors` for a file already open: mapped through ``handle``."""
+    try:
+        size = os.fstat(fd := handle.fileno()).st_size  # a regular file (opened by the caller)
+        length = _header_length(os.pread(fd, 8, 0), size, source)
+        raw = os.pread(fd, length, 8)
+        if len(raw) != length:
+            raise ReadError(source, "the file changed while it was being read; try again")
+        name, entry = _select(_parse_header(raw, size - 8 - length, source), key, source)
+        _check_dtype(name, entry, source)
+        if entry.nbytes == 0:
+            return _finish(np.empty(0, dtype=_NUMPY[entry.dtype]), entry, source)
+        try:
+            mapped = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as exc:
+            raise ReadError(source, f"cannot memory-map the file: {exc}") from None
     except OSError as exc:
         raise ReadError(source, f"cannot read the file: {exc.strerror or exc}") from None
     return _view(mapped, 8 + length, entry, source)

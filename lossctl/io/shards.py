@@ -11,9 +11,11 @@ from __future__ import annotations
 import glob
 import os
 import re
+import stat
 from collections.abc import Sequence
 
 from lossctl.errors import InputError, ReadError
+from lossctl.io.sources import not_regular, open_input, resolve_spec
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -152,14 +154,22 @@ def _chunks(paths: Sequence[str], groups: int) -> list[list[str]]:
 def read_manifest(path: str) -> list[tuple[str, str]]:
     """``INPUT LABELS`` per line (whitespace, tab or comma separated; ``#`` comments).
 
-    Relative paths are taken relative to the manifest's folder.
+    Relative paths are taken relative to the manifest's folder; the manifest may be a
+    FIFO (``--manifest <(ls …)``), whose relative paths are taken from the current one.
+    Every path listed is checked as a command-line path is, and refused naming its
+    manifest line: a missing file, a directory, a device or a socket. A FIFO listed is
+    read like one given on the command line when its shard's turn comes (a writer must
+    be there within ``LOSSCTL_FIFO_WAIT``).
     """
+    opened = open_input(path, path)
     try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except (OSError, UnicodeDecodeError) as error:
+        if isinstance(opened, bytes):  # a FIFO: its folder (/dev/fd) means nothing
+            lines, base = opened.decode("utf-8").splitlines(), ""
+        else:
+            with opened as handle:
+                lines, base = handle.read().decode("utf-8").splitlines(), os.path.dirname(path)
+    except UnicodeDecodeError as error:
         raise ReadError(path, f"cannot read the manifest: {error}") from None
-    base = os.path.dirname(path)
     pairs: list[tuple[str, str]] = []
     for number, line in enumerate(lines, start=1):
         text = line.split("#", 1)[0].strip()
@@ -170,7 +180,30 @@ def read_manifest(path: str) -> list[tuple[str, str]]:
             raise ReadError(
                 path, f"line {number}: expected two paths (input and labels), found {len(fields)}"
             )
-        pairs.append((os.path.join(base, fields[0]), os.path.join(base, fields[1])))
+        listed = (os.path.join(base, fields[0]), os.path.join(base, fields[1]))
+        for spec in listed:
+            _check_listed(spec, path, number)
+        pairs.append(listed)
     if not pairs:
         raise ReadError(path, "the manifest lists no files")
     return pairs
+
+
+def _check_listed(spec: str, manifest: str, number: int) -> None:
+    """A listed path (or ``PATH:KEY``) that is no file to read, refused with its line."""
+    where = f"line {number}: {spec}"
+    try:
+        path = resolve_spec(spec, None)[0]
+        mode = os.stat(path).st_mode
+    except ReadError as error:
+        raise ReadError(manifest, f"line {number}: {error}") from None
+    except FileNotFoundError:
+        raise ReadError(
+            manifest, f"{where}: no such file (paths are taken from the manifest's folder)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ReadError(manifest, f"{where}: cannot access the file: {reason}") from None
+    problem = None if stat.S_ISFIFO(mode) else not_regular(mode)
+    if problem:
+        raise ReadError(manifest, f"{where} {problem}")

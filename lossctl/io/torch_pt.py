@@ -1,15 +1,14 @@
 """Read tensors from PyTorch ``torch.save`` files without importing PyTorch.
 
-A ``.pt`` file is a zip archive: ``<archive>/data.pkl`` (a protocol-2 pickle
-describing the object), ``<archive>/data/<key>`` (raw little-endian storages)
-and a few records (``byteorder``, ``version``). The pickle is read by a
-restricted unpickler, modelled on torch's ``weights_only=True``: ``find_class``
-answers only a short allow-list and returns lossctl's OWN stand-ins (nothing
-named in the pickle is ever imported or called), ``persistent_load`` accepts
-only storage references, and ``BUILD`` is refused on everything but the
-``OrderedDict`` of a state dict (whose ``_metadata`` is dropped). Tensors are
-then rebuilt with numpy after checking that every element they reach lies
-inside their storage; uncompressed storages are memory-mapped.
+A ``.pt`` file is a zip archive: ``<archive>/data.pkl`` (a protocol-2 pickle describing the
+object), ``<archive>/data/<key>`` (raw little-endian storages) and a few records
+(``byteorder``, ``version``). The pickle is read by a restricted unpickler, modelled on
+torch's ``weights_only=True``: ``find_class`` answers only a short allow-list and returns
+lossctl's OWN stand-ins (nothing named in the pickle is ever imported or called),
+``persistent_load`` accepts only storage references, and ``BUILD`` is refused on everything
+but the ``OrderedDict`` of a state dict (whose ``_metadata`` is dropped). Tensors are then
+rebuilt with numpy after checking that every element they reach lies inside their storage;
+uncompressed storages are memory-mapped (through the open file, never reopened by name).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
 from math import prod
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -238,10 +237,17 @@ def read_pt(path: str, source: str, key: str | None) -> Array:
     """Read one tensor (selected by dotted ``key``) from a torch.save file at ``path``."""
     try:
         with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            head = handle.read(16)
-            _check_head(head, source)
-            return _read_zip(handle, size, path, source, key)
+            return read_pt_file(handle, source, key)
+    except OSError as exc:
+        raise ReadError(source, f"cannot read: {exc.strerror or exc}") from None
+
+
+def read_pt_file(handle: IO[bytes], source: str, key: str | None) -> Array:
+    """Like :func:`read_pt` for a regular file already open (storages mapped through it)."""
+    try:
+        size = os.fstat(handle.fileno()).st_size
+        _check_head(os.pread(handle.fileno(), 16, 0), source)
+        return _read_zip(handle, size, handle, source, key)
     except OSError as exc:
         raise ReadError(source, f"cannot read: {exc.strerror or exc}") from None
 
@@ -267,7 +273,7 @@ def _check_head(head: bytes, source: str) -> None:
 
 
 def _read_zip(
-    handle: BinaryIO, total: int, backing: str | bytes, source: str, key: str | None
+    handle: IO[bytes], total: int, backing: IO[bytes] | bytes, source: str, key: str | None
 ) -> Array:
     try:
         archive = zipfile.ZipFile(handle)
@@ -406,7 +412,7 @@ def _materialize(
     t: _Tensor,
     order: str,
     total: int,
-    backing: str | bytes,
+    backing: IO[bytes] | bytes,
     source: str,
 ) -> Array:
     code = t.storage.kind.code
@@ -451,7 +457,7 @@ def _storage_bytes(
     info: zipfile.ZipInfo,
     need: int,
     total: int,
-    backing: str | bytes,
+    backing: IO[bytes] | bytes,
     source: str,
 ) -> npt.NDArray[np.uint8]:
     """The storage's first ``need`` bytes: mapped/zero-copy if stored, else decompressed."""
@@ -488,9 +494,7 @@ def _storage_bytes(
     return np.frombuffer(data, dtype=np.uint8)
 
 
-def _read_at(backing: str | bytes, offset: int, count: int) -> bytes:
+def _read_at(backing: IO[bytes] | bytes, offset: int, count: int) -> bytes:
     if isinstance(backing, bytes):
         return backing[offset : offset + count]
-    with open(backing, "rb") as handle:
-        handle.seek(offset)
-        return handle.read(count)
+    return os.pread(backing.fileno(), count, offset)

@@ -102,6 +102,7 @@ class Case:
     check: Callable[[dict[str, Any]], None] | None = None  # the numbers (code == 0)
     result: str = ""  # what the docs table says for code == 0
     stdin: bytes | str | None = None
+    env: tuple[tuple[str, str], ...] = ()  # environment variables set for the run
 
     def __post_init__(self) -> None:
         assert (self.code == 0) == (self.check is not None) == bool(self.result), self.id
@@ -635,9 +636,64 @@ CASES: list[Case] = [
     bad(
         "path-fifo",
         "Paths and streams",
-        "a FIFO (named pipe)",
+        "a FIFO (named pipe) that no process writes to",
         ("softmax", "fifo.json"),
-        "is a FIFO, not a regular file; to read a stream use `-` with a redirect",
+        "fifo.json: no process is writing to this FIFO (waited 0.1 s); start the writer first",
+        env=(("LOSSCTL_FIFO_WAIT", "0.1"),),
+    ),
+    bad(
+        "path-fifo-twice",
+        "Paths and streams",
+        "one FIFO for two arguments",
+        ("ce", "fifo.json", "fifo.json"),
+        "fifo.json: this FIFO is named twice, but its data can be read only once",
+    ),
+    bad(
+        "path-device",
+        "Paths and streams",
+        "a character device (`/dev/urandom`)",
+        ("softmax", "/dev/urandom"),
+        "/dev/urandom: is a character device, not a regular file or a FIFO",
+    ),
+    bad(
+        "manifest-device",
+        "Paths and streams",
+        "`--manifest` listing a device",
+        ("ce", "--manifest", "manifest_device.txt"),
+        "manifest_device.txt: line 2: /dev/urandom is a character device",
+    ),
+    bad(
+        "manifest-directory",
+        "Paths and streams",
+        "`--manifest` listing a directory",
+        ("ce", "--manifest", "manifest_directory.txt"),
+        "manifest_directory.txt: line 1: a_directory.json is a directory, not a file",
+    ),
+    bad(
+        "manifest-fifo",
+        "Paths and streams",
+        "`--manifest` listing a FIFO that no process writes to",
+        ("ce", "--manifest", "manifest_fifo.txt"),
+        "fifo.json: no process is writing to this FIFO (waited 0.1 s)",
+        env=(("LOSSCTL_FIFO_WAIT", "0.1"),),
+    ),
+    bad(
+        "stdin-over-limit",
+        "Paths and streams",
+        "more on standard input than the stream limit",
+        ("softmax", "-"),
+        "<stdin>: more than 8 bytes on standard input, the limit for a stream",
+        stdin=b"[1, 2, 3, 4]",
+        env=(("LOSSCTL_STREAM_LIMIT", "8"),),
+    ),
+    bad(
+        "stream-limit-bad",
+        "Paths and streams",
+        "a stream limit that is not a size",
+        ("softmax", "-"),
+        "LOSSCTL_STREAM_LIMIT: 'lots' is not a size",
+        stdin=b"[1, 2, 3, 4]",
+        env=(("LOSSCTL_STREAM_LIMIT", "lots"),),
     ),
     bad(
         "stdin-tty",
@@ -913,6 +969,13 @@ def make_scratch(directory: Path) -> None:
     unreadable.write_text("[1, 2]")
     unreadable.chmod(0)
     os.mkfifo(directory / "fifo.json")
+    (directory / "manifest_device.txt").write_text(
+        "seed/logits.json seed/labels.json\n/dev/urandom seed/labels.json\n"
+    )
+    (directory / "manifest_directory.txt").write_text("a_directory.json seed/labels.json\n")
+    (directory / "manifest_fifo.txt").write_text(
+        "seed/logits.json seed/labels.json\nfifo.json labels_ignored.json\n"
+    )
     _zip_bomb(directory / "bomb.npz")
 
 
@@ -941,7 +1004,7 @@ def run_in_process(case: Case, command: Any) -> Run:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(typer.testing, "_get_command", lambda typer_app: command)
         stdin = case.stdin if isinstance(case.stdin, bytes) else None
-        result = CliRunner().invoke(app, list(case.args), input=stdin)
+        result = CliRunner().invoke(app, list(case.args), input=stdin, env=dict(case.env))
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise AssertionError(f"{case.id}: exception escaped") from result.exception
     return Run(case.args, result.exit_code, result.stdout_bytes, result.stderr_bytes)
@@ -953,7 +1016,13 @@ def run_all(directory: Path) -> tuple[dict[str, Run], dict[str, Run]]:
     command = typer.main.get_command(app)
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = {
-            case.id: pool.submit(run_lossctl, *case.args, cwd=directory, stdin=case.stdin)
+            case.id: pool.submit(
+                run_lossctl,
+                *case.args,
+                cwd=directory,
+                stdin=case.stdin,
+                env=clean_env(**dict(case.env)),  # here: the in-process runs change os.environ
+            )
             for case in CASES
             if needs_a_process(case) or case.id in SAMPLED
         }
@@ -1084,7 +1153,9 @@ def render_table(outcomes: dict[str, Run]) -> str:
                 "|---|---|---|---|",
             ]
         run = outcomes[case.id]
-        command = " ".join(("lossctl", *case.args))
+        command = " ".join(
+            (*(f"{name}={value}" for name, value in case.env), "lossctl", *case.args)
+        )
         if isinstance(case.stdin, str):
             command += " (stdin: a terminal)"
         elif case.stdin is not None:

@@ -6,7 +6,6 @@ import io
 import json
 import os
 import re
-import signal
 import struct
 import sys
 import tempfile
@@ -717,43 +716,6 @@ def test_stdin_errors_are_read_errors() -> None:
 
 
 # ---------------------------------------------------------------- files that are not files
-
-
-@pytest.fixture
-def alarm() -> Iterator[None]:
-    """Fail instead of hanging forever if a read blocks."""
-
-    def timeout(signum: int, frame: Any) -> None:
-        raise TimeoutError("read_array blocked")
-
-    previous = signal.signal(signal.SIGALRM, timeout)
-    signal.alarm(10)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def test_fifo_is_refused_without_blocking(tmp_path: Path, alarm: None) -> None:
-    fifo = tmp_path / "pipe.json"
-    os.mkfifo(fifo)
-    read_error(str(fifo), str(fifo), "is a FIFO, not a regular file", "use `-` with a redirect")
-
-
-def test_fifo_swapped_in_after_stat_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alarm: None
-) -> None:
-    fifo = tmp_path / "late.csv"
-    os.mkfifo(fifo)
-    real_stat = os.stat
-    regular = real_stat(shipped("tabs.tsv"))
-
-    def fake_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
-        return regular if str(path) == str(fifo) else real_stat(path, *args, **kwargs)
-
-    monkeypatch.setattr(os, "stat", fake_stat)
-    read_error(str(fifo), "is a FIFO")
 
 
 def test_socket_and_device_refused(tmp_path: Path, alarm: None) -> None:

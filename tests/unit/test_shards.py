@@ -61,6 +61,8 @@ def test_pairing_follows_names_not_the_shells_order() -> None:
 
 
 def test_manifest(tmp_path: Path) -> None:
+    for name in ("logits-0.npy", "labels-0.npy", "logits-1.npy", "labels-1.npy"):
+        (tmp_path / name).touch()  # listed files must exist (checked with their line)
     (tmp_path / "m.txt").write_text(
         "# shards\nlogits-0.npy labels-0.npy\n\nlogits-1.npy,labels-1.npy\n"
     )
