@@ -100,4 +100,142 @@ MESSAGES: dict[str, str] = {
     "doctor.errors_plural": "{n} errors",
     "doctor.warnings": "{n} warning",
     "doctor.warnings_plural": "{n} warnings",
+    # ------------------------------------------------------------ counted nouns, lists
+    "noun.class": "{n} class",
+    "noun.class_plural": "{n} classes",
+    "noun.position": "{n} position",
+    "noun.position_plural": "{n} positions",
+    "noun.target": "{n} target",
+    "noun.target_plural": "{n} targets",
+    "noun.value": "{n} value",
+    "noun.value_plural": "{n} values",
+    "noun.infinite_value": "{n} infinite value",
+    "noun.infinite_value_plural": "{n} infinite values",
+    "list.more": ", … ({n} more)",
+    "list.semicolon": "; ",
+    "list.and": " and ",
+    # ------------------------------------------------------------ doctor findings
+    "finding.input-kind": "the input holds {kind} along class axis {class_dim} ({classes}){note}: "
+    "{advice}",
+    "finding.input-kind.note": ", not PyTorch's class axis {pytorch_class_dim} (found without "
+    "labels)",
+    "finding.kind.logits": "logits (values {values}{lse})",
+    "finding.kind.lse": ", log-sum-exp {span}, not 0",
+    "finding.kind.probabilities": "probabilities (every value in [0, 1], each position sums to "
+    "{span})",
+    "finding.kind.log-probabilities": "log-probabilities (every value ≤ 0, each position's "
+    "log-sum-exp is {span})",
+    "finding.kind.none": "nothing to judge (no finite positions)",
+    "finding.advice.logits": "right for ce / CrossEntropyLoss; for nll, apply log_softmax first",
+    "finding.advice.log-probabilities": "right for nll / NLLLoss (ce gives the same loss: "
+    "log_softmax is idempotent)",
+    "finding.advice.probabilities": "take the log for nll; ce wants the logits from before the "
+    "softmax",
+    "finding.advice.other": "see the other findings",
+    "finding.double-softmax": "cross-entropy was given probabilities (each position sums to 1), "
+    "so softmax is applied twice: the mean loss {loss} can never go below log(1 + (C-1)/e) = "
+    "{floor} for C = {classes}, whatever the model learns; on these probabilities the loss is "
+    "{loss_on_probabilities}; pass the logits from before the softmax (or use nll on their log)",
+    "finding.nll-on-logits": "nll expects log-probabilities but was given logits ({evidence}): "
+    "the loss {loss} is just minus the input at the targets, not a likelihood, and can be "
+    "negative; cross-entropy on these logits gives {loss_cross_entropy}; use `lossctl ce` "
+    "(F.cross_entropy), or apply log_softmax first",
+    "finding.evidence.lse": "log-sum-exp {low}…{high}, not 0",
+    "finding.evidence.max": "values up to {max}, above 0",
+    "finding.nll-on-probabilities": "nll expects log-probabilities but was given probabilities "
+    "(each position sums to 1): the loss {loss} is minus the probability at the targets, always "
+    "in [-1, 0]; on their log it is {loss_on_log}; take the log first (`lossctl log`, "
+    "torch.log) or give ce the logits",
+    "finding.ambiguous-class-axis": "the class axis is ambiguous: axes {axes} of input shape "
+    "{input_shape} all fit target shape {target_shape}; the mean loss with each is {losses}; "
+    "pass --class-dim to choose (PyTorch silently uses axis {pytorch_class_dim}{layout})",
+    "finding.axis.used": "axis {axis} (used): {loss}",
+    "finding.axis.none": "axis {axis}: n/a (targets ≥ {classes})",
+    "finding.axis.loss": "axis {axis}: {loss}",
+    "finding.layout.permute": ": an (N, L, C) input needs .permute(0, 2, 1) first",
+    "finding.layout.transpose": ": for (C, N) logits pass .T",
+    "finding.target-out-of-range": "{count} of {targets} targets are out of range for {classes} "
+    "classes (valid: 0…{last}, or ignore_index {ignore_index}): {positions}; {hint} (PyTorch: "
+    "'Target … is out of bounds' on CPU, a device-side assert on CUDA)",
+    "finding.hint.padding": "if {value} marks padding, pass --ignore-index {value} "
+    "(ignore_index={value})",
+    "finding.hint.one-based": "the labels look 1-based: subtract 1",
+    "finding.hint.other": "the labels need the classes' 0-based indices, or the model more classes",
+    "finding.ignore-index-is-a-class": "ignore_index {ignore_index} is also a class "
+    "(0…{last}): {ignored} equal to {ignore_index} skipped, yet class {ignore_index} still "
+    "takes part in every other position's softmax (ignore_index ignores targets, not classes); "
+    "if class {ignore_index} is real, mark padding with -100 (the default) instead",
+    "finding.all-ignored": "every target ({ignored}) equals ignore_index ({ignore_index}): "
+    "nothing is counted, so the mean is nan (0/0; PyTorch returns nan too) and the sum is 0; "
+    "check the labels or the padding mask",
+    "finding.soft-targets-not-normalized": "{count} of {positions_total} probability targets "
+    "do not sum to 1 (sums {sum_min}…{sum_max}, {negative} with negative values): {positions}; "
+    "PyTorch accepts them silently and each position's loss scales with its sum; normalise the "
+    "targets (q / q.sum(class_dim)) or pass class indices",
+    "finding.neg-inf-at-target": "{count} with a -inf {what} at the target: the loss there is "
+    "inf (the model gives the right class probability 0): {positions}; mask with a large "
+    "negative number (e.g. torch.finfo(dtype).min) instead of -inf, or fix the mask that "
+    "removed the target class",
+    "finding.what.logit": "logit",
+    "finding.what.log-probability": "log-probability",
+    "finding.neg-inf-label-smoothing": "label smoothing {label_smoothing} gives every class some "
+    "target probability, so {count} holding -inf logits get an infinite loss: {positions}; mask "
+    "with a large negative number instead of -inf, or drop label smoothing",
+    "finding.neg-inf-zero-probability": "{count} with a -inf logit where the probability target "
+    "is 0: 0·(-inf) is nan, so the loss is nan: {positions}; mask with a large negative number "
+    "instead of -inf",
+    "finding.nonfinite-input": "the input holds {nan} NaN and {posinf} +inf values, in "
+    "{positions} of {total_positions} positions: softmax, the loss and the gradient of those "
+    "positions are NaN; find where the model or the preprocessing produced them (a NaN in an "
+    "ignored position still makes PyTorch's gradient NaN)",
+    "finding.float16-overflow.loss": "{count} with a loss above 65504, the float16 maximum: "
+    "PyTorch computing in float16 returns inf there; cast the logits to float32 before the loss",
+    "finding.float16-overflow": "the float16 input holds {parts} (PyTorch computes a float16 "
+    "loss in float16, where these become inf): cast the logits to float32 before the loss "
+    "(logits.float()), as Hugging Face models do",
+    "finding.float16.saturated": "{values} at ±65504 (the float16 maximum)",
+    "finding.float16.span": "{positions} whose logits span more than 65504, so x - max "
+    "overflows in float16",
+    "finding.float16-precision": "the float16 input reaches |x| = {max_abs}, where float16 "
+    "numbers are {spacing} apart: rounding a logit there changes its probability by up to "
+    "{change}; compute the logits (at least the last layer) in float32",
+    "finding.change.factor": "a factor of {factor}",
+    "finding.kl-reduction-mean": "reduction='mean' divides the sum by all {elements} elements, "
+    "not by the batch size {batch}: that is not the KL divergence; use reduction='batchmean'",
+    "finding.kl-input-not-log-probs": "input: {rows} of {of} rows are not log-probabilities "
+    "(logsumexp not 0); kl_div wants log Q as input: apply log_softmax first",
+    "finding.kl-input-not-log-probs.probabilities": "{source}: every row is in [0, 1] and sums "
+    "to 1: these look like probabilities, but kl takes logits (or log-probabilities with "
+    "--log-probs); pass their log with --log-probs",
+    "finding.kl.rows-not-normalized": "{source}: {rows} of {of} rows are not log-probabilities "
+    "(logsumexp {logsumexp} at row {first_row}, not 0); KL of unnormalised inputs can be "
+    "negative: drop --log-probs to pass logits",
+    "finding.kl-target-not-normalized": "target: {rows} of {of} rows of {kind} do not sum to 1 "
+    "(or are negative): the target must be a probability distribution per row",
+    # ------------------------------------------------------------ why a loss is not finite
+    "reason.positions": "{count} of {positions} per-position losses are NaN or infinite",
+    "reason.with_cause": "{text}: {cause}",
+    "reason.loss": "the loss is {loss}",
+    "reason.loss_because": "the loss is {loss} because {cause}",
+    "reason.cause.input-has-nan": "the input holds NaN values",
+    "reason.cause.input-has-posinf": "the input holds +inf values (a whole row then becomes NaN)",
+    "reason.cause.input-has-neginf": "the input holds -inf values (at a target class, the loss "
+    "is infinite)",
+    "reason.nan-loss-all-ignored": "the loss is {loss} because every target ({ignored}) equals "
+    "ignore_index: the mean of no targets is undefined (PyTorch returns nan too)",
+    "reason.nan-loss-empty": "the loss is {loss} because the input is empty: the mean of no "
+    "targets is undefined",
+    "reason.zero-weight-sum": "the loss is {loss} because the class weights of the counted "
+    "targets sum to 0 (the mean divides by that sum)",
+    # ------------------------------------------------------------ warnings
+    "warning.negative-log": "log of negative numbers is nan: the input is not probabilities",
+    "warning.export-nothing-drawn": "--export {path}: nothing was drawn (--json prints JSON "
+    "only), no file written",
+    "warning.kl.ambiguous-axis": "the class axis is ambiguous: axes {axes} of shape {shape} all "
+    "fit the labels; using axis {axis} (pass --class-dim to choose)",
+    "warning.kl.posinf": "{count} positions have infinite KL: the other model gives probability "
+    "0 (a -inf logit) to a class the reference gives probability > 0",
+    "warning.kl.nan": "{count} positions have NaN KL: NaN, +inf or all -inf logits in their rows",
+    "warning.kl.nll-nonfinite": "{count} labelled positions have an infinite or NaN NLL in one "
+    "model; perplexities and NLL statistics are NaN",
 }
