@@ -251,11 +251,14 @@ def emit(
 
 
 def _facts(settings: dict[str, Any], inputs: Any) -> list[tuple[str, str]]:
+    from lossctl.render.i18n import t
+
     facts: list[tuple[str, str]] = []
     if settings.get("shape") is not None:
         facts.append(("shape", str(tuple(settings["shape"]))))
     if settings.get("class_dim") is not None:
-        facts.append(("class axis", f"{settings['class_dim']} ({settings['classes']} classes)"))
+        axis = t("result.class_axis_value", axis=settings["class_dim"], classes=settings["classes"])
+        facts.append(("class axis", axis))
     if settings.get("ignored"):
         facts.append(("ignored", str(settings["ignored"])))
     if settings.get("log_probs"):

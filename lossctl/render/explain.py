@@ -10,6 +10,7 @@ of an ignored position are in parentheses (dim). Nothing here prints.
 from __future__ import annotations
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.padding import Padding
@@ -49,13 +50,13 @@ def _fill(table: Table, rows: list[list[Cell]], sections: frozenset[int] = froze
     marks in a column of their own.
     """
     widths = [
-        max([len(str(column.header)), *(len(row[i][0]) for row in rows)])
+        max([cell_len(str(column.header)), *(cell_len(row[i][0]) for row in rows)])
         for i, column in enumerate(table.columns)
     ]
     for number, row in enumerate(rows):
         table.add_row(
             *(
-                Text(text.rjust(width), style=style, justify="left")
+                Text(" " * (width - cell_len(text)) + text, style=style, justify="left")
                 for (text, style), width in zip(row, widths, strict=True)
             ),
             end_section=number in sections,
@@ -111,7 +112,7 @@ def legend(trace: Trace) -> Text:
             parts.append(t("legend.ignored"))
     if layout.summarised or layout.positions_summarised:
         parts.append(t("legend.elided"))
-    return Text("; ".join(parts), style="dim italic")
+    return Text(t("list.semicolon").join(parts), style="dim italic")
 
 
 ColumnChoice = tuple[tuple[int, int] | None, ...]  # (grid column, its index in the data)
@@ -312,7 +313,7 @@ def positions_table(trace: Trace, columns: tuple[Column, ...], fmt: NumberFormat
             )
         return _fill(table, [_position_row(trace, column, fmt) for column in columns])
     position_axes = [a for a in range(len(layout.shape)) if a != layout.class_dim]
-    header = ", ".join(layout.axis_names[a] for a in position_axes) or "position"
+    header = ", ".join(tr(layout.axis_names[a]) for a in position_axes) or tr("position")
     table.add_column(header, justify="right")
     for column in columns:
         table.add_column(Text(tr(column.name)), justify="right", header_style=f"bold {EXTRA_STYLE}")
@@ -379,13 +380,15 @@ class Heading:
     title when they do not fit together, so that a wrapped heading never splits it."""
 
     def __init__(self, number: int, step: Step, fmt: NumberFormat) -> None:
-        formula = step.formula if step.stats is None else stats_summary(step.stats, fmt)
+        formula = tr(step.formula) if step.stats is None else stats_summary(step.stats, fmt)
+        numbers = step.stats is not None
         if step.equals is not None and step.reduction is None and not step.result:
             formula += f" = {fmt(step.equals)}"
+            numbers = True
         self.title = Text(
             f"{number}. {tr(step.title)}", style="bold yellow" if step.warning else "bold"
         )
-        self.formula = Text(formula, style="bold cyan" if formula != step.formula else "cyan")
+        self.formula = Text(formula, style="bold cyan" if numbers else "cyan")
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         if self.title.cell_len + 3 + self.formula.cell_len <= options.max_width:
@@ -424,11 +427,11 @@ def step_body(trace: Trace, step: Step, fmt: NumberFormat) -> list[RenderableTyp
     if step.stats is not None:
         body.append(fitted_stats(trace, step.stats, fmt))
     for line in step.lines:
-        body.append(Text(line, style="yellow" if step.warning else ""))
+        body.append(Text(tr(line), style="yellow" if step.warning else ""))
     for remark in step.remarks:
         body.append(Text(remark_text(remark, fmt), style="italic"))
     if step.result and step.equals is not None:
-        body.append(Text(f"{step.result} = {fmt(step.equals)}", style="bold"))
+        body.append(Text(f"{tr(step.result)} = {fmt(step.equals)}", style="bold"))
     return body
 
 

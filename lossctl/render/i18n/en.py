@@ -8,6 +8,8 @@ titles and notes, as :mod:`lossctl.trace` writes them), ``legend.*`` and ``axis.
 
 from __future__ import annotations
 
+from lossctl.trace import phrases
+
 MESSAGES: dict[str, str] = {
     # ------------------------------------------------------------ the --explain trace
     "trace.input.title": "Input logits",
@@ -49,6 +51,68 @@ MESSAGES: dict[str, str] = {
     "trace.column.target": "target",
     "trace.column.loss": "loss",
     "trace.column.mask": "mask",
+    "trace.shift.formula": "x - max,   max = the largest x of each position",
+    "trace.nll.formula": "loss_n = -logp[n, t_n],   0 where t_n = ignore_index",
+    "trace.nll.formula.weighted": "loss_n = w[t_n]·(-logp[n, t_n]),   0 where t_n = ignore_index",
+    "trace.reduce.formula.count": "mean = Σ_n loss_n / (number of counted targets)",
+    "trace.reduce.formula.weights": "mean = Σ_n loss_n / Σ_n w[t_n]   (counted n)",
+    "trace.reduce.formula.none": "none: one loss per position, no reduction",
+    "trace.nll.note.weighted": "Pick each position's log-probability at its target class and "
+    "negate it, times the class weight: -log p is 0 when the model is sure of the right class "
+    "and grows as p shrinks; ignored positions count 0.",
+    "trace.nll.input.title": "Input log-probabilities",
+    "trace.nll.input.note": "NLL expects log-probabilities: each position's log Σ exp is then 0.",
+    "trace.pick.formula": "x[n, t_n]: each position's value at its target class",
+    "trace.pick.note": "NLL only picks: it does not normalise, and never looks at the other "
+    "classes.",
+    "trace.negate.note": "A log-probability is ≤ 0, so its negation is a loss ≥ 0.",
+    "trace.mask.formula": "loss_n = mask_n · (-x[n, t_n]),   mask_n = 0 where t_n = ignore_index",
+    "trace.mask_weight.formula": "loss_n = mask_n · w[t_n] · (-x[n, t_n]),   mask_n = 0 where "
+    "t_n = ignore_index",
+    "trace.mask.note": "Ignored positions contribute 0 and are not counted.",
+    "trace.mask_weight.note": "Ignored positions contribute 0 and are not counted; counted "
+    "ones are scaled by the weight of their target class.",
+    "trace.check.identity": "The input looks like log-probabilities (log Σ exp = 0 at every "
+    "checked position), so this is the cross-entropy of the logits it came from.",
+    "trace.check.title": "The input is not log-probabilities",
+    "trace.check.formula": "every value ≤ 0 and log Σ exp = 0 at each position",
+    "trace.check.line": "nll only picks and negates. On raw logits it rewards a large value at "
+    "the target whatever the other classes hold, so it can favour the wrong class and go "
+    "negative. Take log_softmax first, or use ce, which does.",
+    "trace.check.result": "ce gives: cross_entropy(x, t) = nll_loss(log_softmax(x), t)",
+    "trace.log.input.title": "Input probabilities p",
+    "trace.log.input.note.axis": "As given; probabilities are in [0, 1] and sum to 1 along the "
+    "axis.",
+    "trace.log.input.note": "As given; probabilities are in [0, 1].",
+    "trace.log.formula": "log(p), elementwise",
+    "trace.log.note": "log 1 = 0, log 0 = -inf, and the log of a negative number is nan.",
+    "trace.log.identity": "The middle step of softmax → log → NLL; log_softmax does both at "
+    "once, more accurately for tiny probabilities.",
+    "trace.divide.title": "Divide: softmax",
+    "trace.subtract.title": "Subtract: log-softmax",
+    "trace.x.title": "Input x",
+    "trace.gradient.nll.formula": "d loss / d x[n, c] = -s·1[c = t_n]: nonzero only at the target",
+    "trace.gradient.nll.formula.weighted": "d loss / d x[n, c] = -s·w[t]·1[c = t_n]: nonzero "
+    "only at the target",
+    "trace.gradient.nll.note": "NLL only picks the input at the target, so only that entry has "
+    "a gradient: a step of gradient descent (x - lr·grad) raises the target's log-probability, "
+    "and nothing else moves.",
+    "trace.gradient.soft.note": "Each class is pulled towards its target probability: the "
+    "gradient is softmax(x) minus the (weighted) targets, negative where the model gives a "
+    "class less than its target share, so gradient descent (x - lr·grad) raises those logits "
+    "and lowers the others.",
+    "trace.gradient.note": "softmax - onehot is p_t - 1 < 0 at the target and p_c > 0 at every "
+    "other class, so gradient descent (x - lr·grad) pushes the target logit up and every other "
+    "logit down, each in proportion to the probability it wrongly holds; a confident right "
+    "answer (p_t ≈ 1) gets almost no push.",
+    "trace.gradient.none": "reduction 'none': the gradient of the sum of the per-position losses",
+    "trace.as_given": "As given.",
+    "trace.kl.log_ratio": "log ratio",
+    "trace.kl.weighted": "p · log ratio",
+    "trace.kl.per_position": "KL per position",
+    "trace.kl.weighted.formula": "p · (log p - log q), 0 where p = 0",
+    # the trace's sentences with numbers (lossctl/trace/phrases.py)
+    **phrases.ENGLISH,
     # ------------------------------------------------------------ how to read a grid
     "axis.class": "class",
     "axis.position": "position",
@@ -90,6 +154,60 @@ MESSAGES: dict[str, str] = {
     "result.grid_elementwise": "{title}, elementwise",
     "result.grid_along": "{title} along axis {dim}",
     "result.grid_caption": "rows: axis {rows}; columns: axis {columns}",
+    # ------------------------------------------------------------ kl, --metrics, --grad tables
+    "kl.mean": "KL mean",
+    "kl.min": "min",
+    "kl.max": "max",
+    "kl.median": "median",
+    "kl.symmetric": "symmetric mean",
+    "kl.same_top1": "same top-1",
+    "kl.overlap": "top-{k} overlap",
+    "kl.counted": "counted positions",
+    "kl.labelled": "with labels (target token)",
+    "kl.ppl_reference": "PPL reference",
+    "kl.ppl_other": "PPL other",
+    "kl.ppl_ratio": "PPL ratio",
+    "kl.log_ppl_ratio": "mean ln(PPL_o/PPL_r)",
+    "kl.nll_correlation": "NLL correlation",
+    "kl.delta_mean": "Δp mean",
+    "kl.delta_rms": "Δp RMS",
+    "kl.delta": "Δp {name}",
+    "kl.per_position": "KL per position, shape {shape}",
+    "kl.explain.title": "KL(reference ‖ other), step by step",
+    "kl.explain.class_axis": "{dim} (moved last below)",
+    "kl.inputs": "inputs",
+    "kl.log_probabilities": "log-probabilities",
+    "kl.logits": "logits",
+    "kl.step.title": "{name}: {formula}",
+    "kl.grid_caption": "rows: positions; columns: classes",
+    "kl.reduce.mean": "mean",
+    "kl.reduce.over": "over",
+    "kl.shards": "shards",
+    "kl.file.reference": "reference file",
+    "kl.file.other": "other file",
+    "kl.file.labels": "labels file",
+    "metrics.title": "metrics",
+    "metrics.perplexity": "perplexity",
+    "metrics.mean_nll": "mean NLL",
+    "metrics.accuracy": "accuracy",
+    "metrics.topk_accuracy": "top-{k} accuracy",
+    "metrics.topk_always": " (k ≥ {classes} classes: always right)",
+    "metrics.entropy": "entropy",
+    "metrics.nats": "{value} nats",
+    "metrics.na": "n/a",
+    "metrics.per_class": "per target class",
+    "metrics.per_class.caption": "the {shown} most frequent of {total} target classes",
+    "metrics.column.class": "class",
+    "metrics.column.count": "count",
+    "metrics.column.mean_loss": "mean loss",
+    "grad.title": "gradient d loss / d input, shape {shape}",
+    "grad.class_axis": "class axis {dim}",
+    "grad.shift": "--shift: the last position predicts nothing, so its gradient is 0",
+    "grad.written": "gradient written to",
+    "trace.identity.note.smoothing": "Softmax, then log, then NLL: cross-entropy is NLL "
+    "applied to log-softmax, with the targets smoothed by ε, as the tutorial “NLLLoss vs "
+    "CrossEntropy: code + principle + why it works” works out by hand (the seed example is its "
+    "example): CrossEntropy = Softmax + log + NLLLoss.",
     # ------------------------------------------------------------ doctor
     "doctor.info": "info",
     "doctor.warning": "warning",
