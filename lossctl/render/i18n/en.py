@@ -208,6 +208,12 @@ MESSAGES: dict[str, str] = {
     "applied to log-softmax, with the targets smoothed by ε, as the tutorial “NLLLoss vs "
     "CrossEntropy: code + principle + why it works” works out by hand (the seed example is its "
     "example): CrossEntropy = Softmax + log + NLLLoss.",
+    "merge.title": "{op} over {shards} shards",
+    "merge.per_position_below": "per position, below",
+    "merge.per_position": "{title}, per position",
+    "result.kind.indices": "indices",
+    "result.kind.probabilities": "probabilities",
+    "result.kind.none": "none",
     # ------------------------------------------------------------ doctor
     "doctor.info": "info",
     "doctor.warning": "warning",

@@ -223,6 +223,12 @@ MESSAGES: dict[str, str] = {
     "trace.identity.note.smoothing": "先 softmax，再取 log，再 NLL：交叉熵就是作用在 log-softmax 上的 NLL（目标按 ε "
     "做了平滑），正如教程《NLLLoss vs CrossEntropy: 代码 + 原理 + 为什么有效》手算的那样（种子示例就是它的例子）：CrossEntropy = "
     "Softmax + log + NLLLoss。",
+    "merge.title": "{op}，共 {shards} 个分片",
+    "merge.per_position_below": "逐位置，见下",
+    "merge.per_position": "{title}，逐位置",
+    "result.kind.indices": "类别索引",
+    "result.kind.probabilities": "概率",
+    "result.kind.none": "无",
     # ------------------------------------------------------------ doctor
     "doctor.info": "信息",
     "doctor.warning": "警告",
