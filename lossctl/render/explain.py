@@ -17,7 +17,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from lossctl.render.blocks import FirstFit, bar
+from lossctl.render.blocks import FirstFit, bar, paragraph
 from lossctl.render.explain_data import equation, remark_text
 from lossctl.render.i18n import t, tr
 from lossctl.render.results import NumberFormat
@@ -306,7 +306,7 @@ def positions_table(trace: Trace, columns: tuple[Column, ...], fmt: NumberFormat
     layout = trace.layout
     table = _table()
     if layout.orientation == "across":
-        table.add_column(layout.axis_names[1 - (layout.class_dim or 0)], justify="right")
+        table.add_column(tr(layout.axis_names[1 - (layout.class_dim or 0)]), justify="right")
         for position in layout.positions:
             table.add_column(
                 ELLIPSIS if position is None else layout.position_label(position), justify="right"
@@ -415,7 +415,7 @@ def step_body(trace: Trace, step: Step, fmt: NumberFormat) -> list[RenderableTyp
         body.append(legend(trace))  # how to read the grid
     shown = step.key != "input" or step.note != "As given."
     if shown and not (compact and step.key in ("identity", "stats")):
-        body.append(Text(tr(step.note), style="dim"))
+        body.append(paragraph(Text(tr(step.note), style="dim")))
     if step.grid is not None:
         body.append(FittedGrid(trace, step, fmt, INDENT))
         if step.columns and trace.layout.orientation == "list":
@@ -427,9 +427,9 @@ def step_body(trace: Trace, step: Step, fmt: NumberFormat) -> list[RenderableTyp
     if step.stats is not None:
         body.append(fitted_stats(trace, step.stats, fmt))
     for line in step.lines:
-        body.append(Text(tr(line), style="yellow" if step.warning else ""))
+        body.append(paragraph(Text(tr(line), style="yellow" if step.warning else "")))
     for remark in step.remarks:
-        body.append(Text(remark_text(remark, fmt), style="italic"))
+        body.append(paragraph(Text(remark_text(remark, fmt), style="italic")))
     if step.result and step.equals is not None:
         body.append(Text(f"{tr(step.result)} = {fmt(step.equals)}", style="bold"))
     return body

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from lossctl.core.losses import LossResult
 from lossctl.core.merge import Merged
+from lossctl.render.blocks import FirstFit
 from lossctl.render.i18n import t, tr
 
 ELLIPSIS = "…"
@@ -157,34 +158,26 @@ def fewer_columns(corners: Corners, keep: int) -> Corners:
     return Corners(corners.shape, corners.rows, cols, cells)
 
 
-class WidestThatFits:
+class WidestThatFits(FirstFit):
     """The first of ``tables`` (widest first) that fits the console; the last if none does.
 
     Measured at the narrowest table's width, so that the CLI (which widens the console
     to a renderable's natural width, :func:`lossctl.cli.emit.emit_rich`) keeps the
-    terminal's width whenever some choice fits it.
+    terminal's width whenever some choice fits it. A table whose caption wraps is made
+    as wide as the console allows, up to the caption's width.
     """
 
-    def __init__(self, tables: Sequence[Table]) -> None:
-        self.tables = tables
-
-    def _width(self, console: Console, options: ConsoleOptions, table: Table) -> int:
-        return Measurement.get(console, options.update_width(1 << 16), table).maximum
-
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        chosen = self.tables[-1]
-        for table in self.tables:
-            if self._width(console, options, table) <= options.max_width:
-                chosen = table
-                break
+        chosen = self.choose(console, options)
         widest = self.tables[0].min_width or 0
-        if (chosen.min_width or 0) < widest:  # a wrapped caption: as wide as there is room
+        if (chosen.min_width or 0) < widest:
             chosen = copy.copy(chosen)
             chosen.min_width = min(widest, options.max_width)
         yield chosen
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
-        narrowest = self._width(console, options, self.tables[-1])
+        unbounded = options.update_width(1 << 16)
+        narrowest = Measurement.get(console, unbounded, self.tables[-1]).maximum
         return Measurement(narrowest, narrowest)
 
 

@@ -289,7 +289,7 @@ MESSAGES: dict[str, str] = {
     "finding.layout.transpose": "：(C, N) 的 logits 请传入 .T",
     "finding.target-out-of-range": "{targets} 个目标中有 {count} 个超出了 {classes} 个类别的"
     "范围（有效值：0…{last}，或 ignore_index {ignore_index}）：{positions}；{hint}（PyTorch 在 "
-    "CPU 上报 'Target … is out of bounds'，在 CUDA 上触发 device-side assert）",
+    "CPU 上报 'Target … is out of bounds'，在 CUDA 上触发设备端断言 device-side assert）",
     "finding.hint.padding": "如果 {value} 表示填充，请传入 --ignore-index {value}"
     "（ignore_index={value}）",
     "finding.hint.one-based": "标签看起来是从 1 开始编号的：请减 1",
@@ -310,7 +310,7 @@ MESSAGES: dict[str, str] = {
     "finding.what.logit": "logit",
     "finding.what.log-probability": "对数概率",
     "finding.neg-inf-label-smoothing": "标签平滑 {label_smoothing} 给每个类别都分了一些目标概率，"
-    "所以含 -inf logits 的 {count}得到无穷大的损失：{positions}；请用很大的负数代替 -inf 做"
+    "所以 logits 取值为 -inf 的 {count}得到无穷大的损失：{positions}；请用很大的负数代替 -inf 做"
     "掩码，或去掉标签平滑",
     "finding.neg-inf-zero-probability": "{count}在概率目标为 0 处的 logit 为 -inf：0·(-inf) "
     "为 nan，所以损失为 nan：{positions}；请用很大的负数代替 -inf 做掩码",
