@@ -234,10 +234,12 @@ def emit(
         emit_rich(kl_explain_view(trace, fmt=number_format(output), summary=summary(output)))
     from lossctl.render.kl import kl_view
 
+    from lossctl.render.i18n import t
+
     facts = _facts(settings, inputs)
     title = "KL(reference ‖ other)"
     if settings.get("shards"):
-        title += f" over {settings['shards']} shards"
+        title = t("merge.title", op=title, shards=settings["shards"])
     emit_rich(
         kl_view(
             numbers,

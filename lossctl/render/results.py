@@ -341,7 +341,7 @@ def merged_view(merged: Merged, *, fmt: NumberFormat, summary: Summary) -> Rende
     """The result of ``lossctl merge`` (or of many shards): the totals, and per position."""
     settings = merged.settings
     per_position = settings["reduction"] == "none"
-    title = t("merge.title", op=settings["op"].replace("_", " "), shards=merged.shards)
+    title = t("merge.title", op=t(f"merge.op.{settings['op']}"), shards=merged.shards)
     loss = t("merge.per_position_below") if per_position else fmt(float(merged.loss))
     facts = facts_table(
         title,

@@ -37,6 +37,10 @@ COMMANDS = [
     ["doctor", str(M / "probs.json"), SEED[1], "--loss", "nll"],
     ["doctor", str(M / "ambiguous.json"), str(M / "ambiguous-labels.json")],
     ["doctor", str(M / "batch-logits.json"), str(M / "padded-labels.json")],
+    ["doctor", str(M / "soft-logits.json"), str(M / "soft-targets.json")],
+    ["doctor", str(M / "float16-logits.npy"), str(M / "float16-labels.json")],
+    ["log", str(M / "probs.json"), "--explain"],
+    ["softmax", SEED[0], "-d", "0", "--explain"],
     ["kl", *KL],
     ["kl", *KL, "--explain"],
 ]
@@ -48,21 +52,45 @@ def run(args: list[str], **env: str) -> str:
     return result.stdout
 
 
+def trailing(text: str) -> list[str]:
+    """The lines of ``text`` (colour codes removed) that end in white space."""
+    return [line for line in COLOUR.sub("", text).splitlines() if line != line.rstrip()]
+
+
 @pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(a[:1] + a[3:]) for a in COMMANDS])
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_piped_output_has_no_trailing_spaces(args: list[str], lang: str) -> None:
-    text = run([*args, "--lang", lang])
+@pytest.mark.parametrize("columns", ["60", "80"])
+def test_piped_output_has_no_trailing_spaces(args: list[str], lang: str, columns: str) -> None:
+    text = run([*args, "--lang", lang], COLUMNS=columns)
     assert text.strip()
-    assert [line for line in text.splitlines() if line != line.rstrip()] == []
-    coloured = run([*args, "--color", "always", "--lang", lang])
-    assert [line for line in COLOUR.sub("", coloured).splitlines() if line.endswith(" ")] == []
+    assert trailing(text) == []
+    assert trailing(run([*args, "--color", "always", "--lang", lang], COLUMNS=columns)) == []
 
 
-def test_merged_shards_have_no_trailing_spaces(tmp_path: Path) -> None:
+MERGED = [
+    (["ce", *SEED], "3.2655"),  # the mean
+    (["ce", *SEED, "--reduction", "sum"], "13.0619"),  # twice the sum
+    (["kl", *KL], "0.0030"),
+]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize(("command", "number"), MERGED, ids=["mean", "sum", "kl"])
+def test_merged_shards_have_no_trailing_spaces(
+    tmp_path: Path, lang: str, command: list[str], number: str
+) -> None:
     shard = tmp_path / "shard.json"
-    shard.write_text(run(["ce", *SEED, "--json"]))
-    text = run(["merge", str(shard), str(shard), "--allow-duplicates"])
-    assert "3.2655" in text and not [line for line in text.splitlines() if line.endswith(" ")]
+    shard.write_text(run([*command, "--json"]))
+    merged = ["merge", str(shard), str(shard), "--allow-duplicates", "--lang", lang]
+    text = run(merged)
+    assert number in text and trailing(text) == []
+    assert trailing(run([*merged, "--color", "always"])) == []
+
+
+def test_every_command_is_checked_for_trailing_spaces() -> None:
+    from lossctl.cli.app import COMMANDS as APP_COMMANDS
+
+    assert {args[0] for args in COMMANDS} | {"merge"} == set(APP_COMMANDS)
 
 
 def test_json_is_untouched_by_the_table_rules() -> None:

@@ -209,6 +209,8 @@ MESSAGES: dict[str, str] = {
     "CrossEntropy: code + principle + why it works” works out by hand (the seed example is its "
     "example): CrossEntropy = Softmax + log + NLLLoss.",
     "merge.title": "{op} over {shards} shards",
+    "merge.op.cross_entropy": "cross entropy",
+    "merge.op.nll_loss": "nll loss",
     "merge.per_position_below": "per position, below",
     "merge.per_position": "{title}, per position",
     "result.kind.indices": "indices",

@@ -224,6 +224,8 @@ MESSAGES: dict[str, str] = {
     "做了平滑），正如教程《NLLLoss vs CrossEntropy: 代码 + 原理 + 为什么有效》手算的那样（种子示例就是它的例子）：CrossEntropy = "
     "Softmax + log + NLLLoss。",
     "merge.title": "{op}，共 {shards} 个分片",
+    "merge.op.cross_entropy": "交叉熵",
+    "merge.op.nll_loss": "NLL 损失",
     "merge.per_position_below": "逐位置，见下",
     "merge.per_position": "{title}，逐位置",
     "result.kind.indices": "类别索引",
