@@ -8,8 +8,11 @@ import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+from rich.cells import cell_len
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -208,3 +211,46 @@ def test_findings_wrap_at_words_with_a_hanging_indent_on_a_terminal() -> None:
 def test_piped_doctor_prints_one_line_per_finding() -> None:
     text = run(["doctor", str(M / "probs.json"), SEED[1]])
     assert len(text.splitlines()) == 3 and len(text.splitlines()[1]) > 200
+
+
+# ------------------------------------------------------------------ result grids at 60 columns
+
+NUMBER_TOKEN = re.compile(r"-?\d+\.\d+(?:e[-+]\d+)?")
+
+
+@pytest.fixture
+def wide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """(4, 12) logits with tiny and huge values, and their labels, saved as NumPy files
+    in the working directory (a long path would widen the facts table)."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4, 12)) * 3
+    x[0, :3] = [2.5608e-05, -1234567.0, 3.1e-9]
+    np.save(tmp_path / "wide.npy", x)
+    np.save(tmp_path / "labels.npy", rng.integers(0, 12, 4))
+    monkeypatch.chdir(tmp_path)
+    return "wide.npy", "labels.npy"
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda w: ["softmax", w[0], "-d", "1"],
+        lambda w: ["log", w[0]],
+        lambda w: ["ce", *w, "--grad"],
+        lambda w: ["kl", w[0], w[0], "--explain"],
+    ],
+    ids=["softmax", "log", "grad", "kl-explain"],
+)
+def test_result_grids_at_60_columns_elide_columns_never_numbers(
+    wide: tuple[str, str], make: Any, lang: str
+) -> None:
+    args = [*make(wide), "--lang", lang]
+    narrow, unbounded = run(args, COLUMNS="60"), run([*args, "--full"], COLUMNS="1000")
+    assert max(map(cell_len, narrow.splitlines())) <= 60
+    assert "…" in narrow and not re.search(r"\d…|…\d", narrow)
+    # every number shown is a whole number of the full table, the first and last columns kept
+    assert set(NUMBER_TOKEN.findall(narrow)) <= set(NUMBER_TOKEN.findall(unbounded))
+    header = next(line for line in narrow.splitlines() if line.strip().startswith("0 "))
+    assert header.split()[-1] == "11" and "…" in header
+    assert "…" not in run([*args, "--full"], COLUMNS="60").replace("(…", "")
