@@ -232,9 +232,8 @@ def emit(
         from lossctl.render.kl import kl_explain_view
 
         emit_rich(kl_explain_view(trace, fmt=number_format(output), summary=summary(output)))
-    from lossctl.render.kl import kl_view
-
     from lossctl.render.i18n import t
+    from lossctl.render.kl import kl_view
 
     facts = _facts(settings, inputs)
     title = "KL(reference ‖ other)"

@@ -10,7 +10,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["BAR_WIDTH", "BLOCKS", "FirstFit", "Paragraph", "bar", "paragraph"]
+__all__ = ["BAR_WIDTH", "BLOCKS", "FirstFit", "Paragraph", "bar", "paragraph", "wide"]
 
 #: The cells of a probability bar, and its eighths.
 BAR_WIDTH = 8
@@ -51,12 +51,13 @@ class FirstFit:
 #: signs (with its spaces) is one unit, a CJK character is one; closing punctuation
 #: sticks to the unit before it, opening punctuation to the unit after it.
 _OPENING = "\uff08\u300a\u201c\u2018\u3010"  # fullwidth ( and the opening brackets, quotes
-_CLOSING = "\uff0c\u3002\uff1b\uff1a\u3001\uff01\uff1f\uff09\u300b\u201d\u2019\u3011"
+CLOSING = "\uff0c\u3002\uff1b\uff1a\u3001\uff01\uff1f\uff09\u300b\u201d\u2019\u3011"
 _CJK = "\u2e80-\u9fff\uff00-\uffef"
-_UNIT = re.compile(f"[{_OPENING}]*(?:[^\\s{_CJK}{_OPENING}]+|[{_CJK}])[{_CLOSING}]*\\s*")
+_UNIT = re.compile(f"[{_OPENING}]*(?:[^\\s{_CJK}{_OPENING}]+|[{_CJK}])[{CLOSING}]*\\s*")
 
 
-def _wide(text: str) -> bool:
+def wide(text: str) -> bool:
+    """Whether ``text`` holds characters two columns wide (CJK)."""
     return cell_len(text) != len(text)
 
 
@@ -70,17 +71,24 @@ class Paragraph:
     def _units(self) -> list[str]:
         return _UNIT.findall(self.text.plain)
 
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        width, offsets, used, position = options.max_width, [], 0, 0
+    def lines(self, width: int, then: int | None = None) -> list[Text]:
+        """The lines at ``width`` cells (``then``: the width of the lines after the first)."""
+        offsets: list[int] = []
+        used = position = 0
         for unit in self._units():
-            if used and used + cell_len(unit.rstrip()) > width:
+            room = width if not offsets else then or width
+            if used and used + cell_len(unit.rstrip()) > room:
                 offsets.append(position)
                 used = 0
             used += cell_len(unit)
             position += len(unit)
-        for line in self.text.divide(offsets):
+        lines = list(self.text.divide(offsets))
+        for line in lines:
             line.rstrip()
-            yield line
+        return lines
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from self.lines(options.max_width)
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         longest = max((cell_len(unit.rstrip()) for unit in self._units()), default=0)
@@ -89,4 +97,4 @@ class Paragraph:
 
 def paragraph(text: Text) -> RenderableType:
     """``text`` as a paragraph: rich's word wrap, or :class:`Paragraph` for CJK text."""
-    return Paragraph(text) if _wide(text.plain) else text
+    return Paragraph(text) if wide(text.plain) else text

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from lossctl.core.metrics import Metrics
 from lossctl.doctor.findings import Finding
+from lossctl.render.blocks import Paragraph, wide
 from lossctl.render.i18n import t, tr
 from lossctl.render.messages import message
 from lossctl.render.results import NumberFormat, Summary, array_grid, facts_table, shape_text
@@ -76,12 +77,19 @@ class FindingsView:
             if console.soft_wrap or options.no_wrap:
                 yield line
                 continue
+            indented = max(options.max_width - SEVERITY_WIDTH, 20)
+            if wide(line.plain):  # Chinese: between characters, never inside a word
+                first, *parts = Paragraph(line).lines(options.max_width, indented)
+                yield first
+                for part in parts:
+                    yield Padding(part, (0, 0, 0, SEVERITY_WIDTH), expand=False)
+                continue
             first = line.wrap(console, options.max_width)[0]
             rest = line[len(first.plain) :]
             rest = rest[len(rest.plain) - len(rest.plain.lstrip()) :]
             yield first
             if rest.plain:
-                for part in rest.wrap(console, max(options.max_width - SEVERITY_WIDTH, 20)):
+                for part in rest.wrap(console, indented):
                     yield Padding(part, (0, 0, 0, SEVERITY_WIDTH), expand=False)
         yield summary_line(self.findings)
 

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from lossctl.core.losses import loss_result
 from lossctl.render import i18n
+from lossctl.render.blocks import CLOSING
 from lossctl.render.explain import positions_table
 from lossctl.render.i18n import en, zh
 from lossctl.render.messages import message
@@ -169,7 +170,7 @@ def test_chinese_at_a_fixed_width(name: str, width: int) -> None:
     if name != "seed_doctor":  # into a pipe a finding is one line, for grep
         assert max(map(cell_len, chinese.splitlines())) <= width
     lines = chinese.splitlines()
-    assert not [line for line in lines if line.lstrip()[:1] in tuple("，。；：、）》")]
+    assert not [line for line in lines if line.lstrip()[:1] in tuple(CLOSING)]
     unwrapped, _ = run([*GOLDEN_RUNS[name], "--lang", "zh"], 1000)
     assert set(LATIN.findall(chinese)) <= set(LATIN.findall(unwrapped)), "a word was broken"
     check_golden(f"zh_{name}_{width}.txt", chinese)

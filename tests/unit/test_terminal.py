@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from lossctl.cli.app import app
 from lossctl.doctor import diagnose
+from lossctl.render import i18n
 from lossctl.render.findings import findings_view
 from tests.conftest import ROOT
 
@@ -192,20 +193,26 @@ def findings() -> list:  # type: ignore[type-arg]
     return list(diagnose(x, t, op="cross_entropy"))
 
 
-def test_findings_wrap_at_words_with_a_hanging_indent_on_a_terminal() -> None:
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_findings_wrap_at_words_with_a_hanging_indent_on_a_terminal(lang: str) -> None:
     found = findings()
-    buffer = io.StringIO()
-    Console(file=buffer, width=60, color_system=None).print(findings_view(found))
+    buffer, piped = io.StringIO(), io.StringIO()
+    with i18n.language(lang):
+        Console(file=buffer, width=60, color_system=None).print(findings_view(found))
+        Console(file=piped, width=60, color_system=None, soft_wrap=True).print(findings_view(found))
     text = buffer.getvalue()
     lines = text.splitlines()
-    assert all(len(line) <= 60 for line in lines)
+    assert all(cell_len(line) <= 60 for line in lines)
     continuation = [line for line in lines if line.startswith(" ")]
     assert continuation and all(line.startswith(" " * 8) for line in continuation)
-    piped = io.StringIO()
-    Console(file=piped, width=60, color_system=None, soft_wrap=True).print(findings_view(found))
     one_line = piped.getvalue().splitlines()
     assert len(one_line) == len(found) + 1  # one line per finding, then the summary
-    assert text.split() == piped.getvalue().split()  # no word is broken
+    if lang == "en":
+        assert text.split() == piped.getvalue().split()  # no word is broken
+    else:  # Chinese breaks between characters, never inside a Latin word or a number
+        latin = re.compile(r"[A-Za-z0-9.]+")
+        assert latin.findall(text) == latin.findall(piped.getvalue())
+        assert "".join(text.split()) == "".join(piped.getvalue().split())
 
 
 def test_piped_doctor_prints_one_line_per_finding() -> None:
