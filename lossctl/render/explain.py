@@ -334,11 +334,10 @@ def positions_table(trace: Trace, columns: tuple[Column, ...], fmt: NumberFormat
 
 def stats_summary(stats: LossStats, fmt: NumberFormat) -> str:
     """``min … · median … · max … over N counted positions``."""
-    text = (
-        f"min {fmt(stats.minimum)} · median {fmt(stats.median)} · max {fmt(stats.maximum)} "
-        f"over {stats.counted} counted position{'' if stats.counted == 1 else 's'}"
-    )
-    return text + (f" ({stats.nan} nan)" if stats.nan else "")
+    key = "trace.stats.summary" + (".one" if stats.counted == 1 else "")
+    numbers = {"min": fmt(stats.minimum), "median": fmt(stats.median), "max": fmt(stats.maximum)}
+    text = t(key, **numbers, count=stats.counted)
+    return text + (t("trace.stats.nan", nan=stats.nan) if stats.nan else "")
 
 
 def stats_table(
@@ -348,14 +347,15 @@ def stats_table(
     (without the ``drop`` columns, for a narrow terminal)."""
     layout = trace.layout
     header = ", ".join(
-        layout.axis_names[a] for a in range(len(layout.shape)) if a != layout.class_dim
+        tr(layout.axis_names[a]) for a in range(len(layout.shape)) if a != layout.class_dim
     )
     table = _table()
-    table.add_column(f"worst: {header or 'position'}", justify="right", no_wrap=True)
+    worst = t("trace.stats.worst", header=header or tr("position"))
+    table.add_column(worst, justify="right", no_wrap=True)
     names = [stats.target_name, "predicted", stats.picked_name, "loss"]
     keep = [name not in drop for name in names]
     for name in (n for n, k in zip(names, keep, strict=True) if k):
-        table.add_column(Text(name), justify="right")
+        table.add_column(Text(tr(name)), justify="right")
     rows: list[list[Cell]] = []
     for i, position in enumerate(stats.worst.tolist()):
         cells: list[Cell] = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -232,3 +233,19 @@ def test_chinese_labels_keep_the_values_in_one_column() -> None:
     lines = [line for line in run(["ce", *SEED, "--lang", "zh"])[0].splitlines() if "  " in line]
     starts = {cell_len(line[: re.search(r"\S+\s{2,}(\S)", line).start(1)]) for line in lines[1:]}  # type: ignore[union-attr]
     assert len(starts) == 1, "the values start at one column, whatever the labels' widths"
+
+
+def test_no_english_sentence_in_a_summarised_chinese_trace(tmp_path: Path) -> None:
+    """A large input: the statistics of the per-position losses and the worst positions."""
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "logits.npy", rng.normal(size=(300, 40)))
+    np.save(tmp_path / "labels.npy", rng.integers(0, 40, 300))
+    np.save(tmp_path / "weight.npy", np.abs(rng.normal(size=40)))
+    files = [str(tmp_path / n) for n in ("logits.npy", "labels.npy")]
+    for extra in ([], ["--weight", str(tmp_path / "weight.npy"), "--label-smoothing", "0.1"]):
+        args = ["ce", *files, "--explain", *extra]
+        chinese, english = run([*args, "--lang", "zh"], 120)[0], run(args, 120)[0]
+        assert "…" in chinese and english_sentences(chinese) == [] and english_sentences(english)
+        # wide enough for every kept column in both languages: the same numbers
+        chinese, english = run([*args, "--lang", "zh"], 1000)[0], run(args, 1000)[0]
+        assert NUMBER.findall(chinese) == NUMBER.findall(english)

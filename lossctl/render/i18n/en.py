@@ -111,6 +111,11 @@ MESSAGES: dict[str, str] = {
     "trace.kl.weighted": "p · log ratio",
     "trace.kl.per_position": "KL per position",
     "trace.kl.weighted.formula": "p · (log p - log q), 0 where p = 0",
+    "trace.stats.summary": "min {min} · median {median} · max {max} over {count} counted positions",
+    "trace.stats.summary.one": "min {min} · median {median} · max {max} over 1 counted position",
+    "trace.stats.nan": " ({nan} nan)",
+    "trace.stats.worst": "worst: {header}",
+    "trace.stats.predicted": "predicted",
     # the trace's sentences with numbers (lossctl/trace/phrases.py)
     **phrases.ENGLISH,
     # ------------------------------------------------------------ how to read a grid

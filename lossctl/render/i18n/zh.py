@@ -91,6 +91,11 @@ MESSAGES: dict[str, str] = {
     "trace.kl.weighted": "p · 对数比",
     "trace.kl.per_position": "逐位置 KL",
     "trace.kl.weighted.formula": "p · (log p - log q)，p = 0 处为 0",
+    "trace.stats.summary": "最小 {min} · 中位数 {median} · 最大 {max}，共 {count} 个计入的位置",
+    "trace.stats.summary.one": "最小 {min} · 中位数 {median} · 最大 {max}，共 1 个计入的位置",
+    "trace.stats.nan": "（{nan} 个 nan）",
+    "trace.stats.worst": "最差：{header}",
+    "trace.stats.predicted": "预测",
     # the trace's sentences with numbers (lossctl/trace/phrases.py)
     "trace.check.positive": "{count} 个值大于 0（对数概率 ≤ 0）",
     "trace.check.positive.one": "1 个值大于 0（对数概率 ≤ 0）",
