@@ -73,6 +73,9 @@ class Phrase(str):
         self.key, self.fields = key, fields
         return self
 
+    def __getnewargs_ex__(self) -> tuple[tuple[str], dict[str, FieldValue]]:
+        return (self.key,), dict(self.fields)  # pickle and copy make it from its id again
+
 
 class Joined(str):
     """Phrases joined by ``"; "`` (a renderer joins their translations its own way)."""
@@ -83,6 +86,9 @@ class Joined(str):
         self = super().__new__(cls, "; ".join(parts))
         self.parts = parts
         return self
+
+    def __getnewargs__(self) -> tuple[tuple[Phrase, ...]]:  # type: ignore[override]
+        return (self.parts,)
 
 
 def say(key: str, **fields: FieldValue) -> Phrase:

@@ -249,3 +249,18 @@ def test_no_english_sentence_in_a_summarised_chinese_trace(tmp_path: Path) -> No
         # wide enough for every kept column in both languages: the same numbers
         chinese, english = run([*args, "--lang", "zh"], 1000)[0], run(args, 1000)[0]
         assert NUMBER.findall(chinese) == NUMBER.findall(english)
+
+
+def test_a_pickled_trace_still_speaks_chinese() -> None:
+    """A trace's phrases keep their ids through pickle and copy (a notebook, a worker)."""
+    import copy
+    import pickle
+
+    from lossctl.render.explain import explain_view
+
+    trace = explain_loss("cross_entropy", X, Y)
+    with i18n.language("zh"):
+        text = "\n".join(rendered(explain_view(trace, fmt=NumberFormat())))
+        for again in (pickle.loads(pickle.dumps(trace)), copy.deepcopy(trace)):
+            assert "\n".join(rendered(explain_view(again, fmt=NumberFormat()))) == text
+    assert "为什么有效" in text and "Why it works" not in text
