@@ -128,7 +128,7 @@ def metrics_view(metrics: Metrics, *, fmt: NumberFormat, rows: int = PER_CLASS_R
     perplexity: str | Text = (
         Text(fmt(metrics.perplexity), style="bold green")
         if metrics.perplexity is not None
-        else f"{t('metrics.na')} ({tr(metrics.perplexity_note or '')})"
+        else t("metrics.na_because", note=tr(metrics.perplexity_note or ""))
     )
     always = metrics.topk >= metrics.classes
     topk_note = t("metrics.topk_always", classes=metrics.classes) if always else ""

@@ -131,7 +131,7 @@ def array_grid(
     if math.prod(array.shape) == 0:  # nothing to show (rich cannot lay out a table without columns)
         table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", show_header=False)
         table.add_column("")
-        table.add_row(f"no values: the shape {shape_text(array.shape)} has a 0")
+        table.add_row(t("result.no_values", shape=shape_text(array.shape)))
         return table
     corners = array if isinstance(array, Corners) else Corners.of(array, summary)
     choices = [corners]
@@ -273,7 +273,10 @@ def loss_view(
             if unshifted_shape is None
             else [
                 (t("result.input_shape"), shape_text(unshifted_shape)),
-                ("shifted", f"{shape_text(result.input_shape)} (logits at t predict label t+1)"),
+                (
+                    t("result.shifted"),
+                    t("result.shifted_value", shape=shape_text(result.input_shape)),
+                ),
             ]
         ),
         (

@@ -132,6 +132,8 @@ CHINESE_RUNS = [
     ["ce", f"{M}/masked-logits.json", f"{M}/masked-at-target-labels.json"],
     ["ce", f"{M}/masked-logits.json", f"{M}/masked-labels.json", "--label-smoothing", "0.1"],
     ["ce", SEED[0], f"{M}/all-ignored-labels.json"],
+    ["nll", *SEED, "--metrics"],
+    ["ce", f"{M}/lm-logits.npy", f"{M}/lm-ids.npy", "--shift"],
     ["kl", *KL],
     ["kl", *KL, "--explain"],
 ]

@@ -200,6 +200,7 @@ MESSAGES: dict[str, str] = {
     "metrics.entropy": "entropy",
     "metrics.nats": "{value} nats",
     "metrics.na": "n/a",
+    "metrics.na_because": "n/a ({note})",
     "metrics.per_class": "per target class",
     "metrics.per_class.caption": "the {shown} most frequent of {total} target classes",
     "metrics.column.class": "class",
@@ -221,6 +222,11 @@ MESSAGES: dict[str, str] = {
     "result.kind.indices": "indices",
     "result.kind.probabilities": "probabilities",
     "result.kind.none": "none",
+    "result.shifted": "shifted",
+    "result.shifted_value": "{shape} (logits at t predict label t+1)",
+    "result.no_values": "no values: the shape {shape} has a 0",
+    "metrics.not_perplexity": "the input is not log-probabilities, so exp(mean NLL) is not a "
+    "perplexity",
     # ------------------------------------------------------------ doctor
     "doctor.info": "info",
     "doctor.warning": "warning",

@@ -216,6 +216,7 @@ MESSAGES: dict[str, str] = {
     "metrics.entropy": "熵",
     "metrics.nats": "{value} nats",
     "metrics.na": "不适用",
+    "metrics.na_because": "不适用（{note}）",
     "metrics.per_class": "按目标类别",
     "metrics.per_class.caption": "{total} 个目标类别中最常见的 {shown} 个",
     "metrics.column.class": "类别",
@@ -236,6 +237,10 @@ MESSAGES: dict[str, str] = {
     "result.kind.indices": "类别索引",
     "result.kind.probabilities": "概率",
     "result.kind.none": "无",
+    "result.shifted": "平移后",
+    "result.shifted_value": "{shape}（位置 t 的 logits 预测标签 t+1）",
+    "result.no_values": "没有值：形状 {shape} 中有 0",
+    "metrics.not_perplexity": "输入不是对数概率，所以 exp(NLL 均值) 不是困惑度",
     # ------------------------------------------------------------ doctor
     "doctor.info": "信息",
     "doctor.warning": "警告",
