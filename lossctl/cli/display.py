@@ -157,8 +157,9 @@ def export(display: Display) -> None:
         return
     if not display.drawn:
         from lossctl.cli.streams import warn
+        from lossctl.render.i18n import t
 
-        warn(f"--export {path}: nothing was drawn (--json prints JSON only), no file written")
+        warn(t("warning.export-nothing-drawn", path=path))
         return
     from lossctl.io.atomic import write_atomic
 

@@ -26,7 +26,14 @@ if TYPE_CHECKING:
 
 JSON_LIMIT = 10**7  # numbers in a JSON document's array before --json is refused
 CORNERS_FROM = 10**6  # numbers from which a table computes only the cells it shows
-NEGATIVE_LOG = "log of negative numbers is nan: the input is not probabilities"
+NEGATIVE_LOG = "warning.negative-log"  # the catalogue id of the warning
+
+
+def negative_log() -> str:
+    """The warning for the log of negative numbers, in this run's language."""
+    from lossctl.render.i18n import t
+
+    return t(NEGATIVE_LOG)
 
 
 def npy_output(output: OutputOptions) -> bool:
@@ -87,7 +94,7 @@ def run(
     ):
         whole = _in_memory(op, array, axis, messages)
     elif op == "log" and not npy_output(output) and _any_negative(array):
-        messages.append(NEGATIVE_LOG)
+        messages.append(negative_log())
     for message in dict.fromkeys(messages):
         warn(message)
     if output.document_wanted and not npy_output(output):
@@ -135,7 +142,7 @@ def _in_memory(op: str, array: Any, axis: int | None, messages: list[str]) -> An
     if op == "log":
         values = np.asarray(array, dtype=np.float64)
         if (values < 0).any():
-            messages.append(NEGATIVE_LOG)
+            messages.append(negative_log())
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.log(values)
     assert axis is not None
@@ -159,7 +166,7 @@ def _stream(
     blocks = elementwise_blocks(cast("ElementwiseOp", op), array, axis, dtype, inspect=checked)
     write_npy_blocks(path, tuple(array.shape), dtype, blocks)
     if negative[0]:
-        messages.append(NEGATIVE_LOG)
+        messages.append(negative_log())
 
 
 def _any_negative(array: Any) -> bool:

@@ -117,11 +117,11 @@ def compute(
             )
     except InputError as error:
         raise error.located(sources) from None
-    from lossctl.render.messages import message
+    from lossctl.render.messages import kl_pass_messages, message
 
     findings = check.findings({k: v for k, v in sources.items() if v})
     shard = Shard(result, sources, findings, [message(f) for f in findings], trace)
-    shard.messages += _result_messages(result)
+    shard.messages += kl_pass_messages(result)
     return shard
 
 
@@ -140,31 +140,6 @@ def _shifted(
     x2, labels2, axis = causal_shift(x, labels, class_dim)
     y2, _, _ = causal_shift(y, labels, class_dim)
     return x2, y2, labels2, axis
-
-
-def _result_messages(result: KLPass) -> list[str]:
-    stats, out = result.stats, []
-    if result.axis_candidates:
-        axes = ", ".join(map(str, result.axis_candidates))
-        out.append(
-            f"the class axis is ambiguous: axes {axes} of shape {list(result.shape)} all fit the "
-            f"labels; using axis {result.class_dim} (pass --class-dim to choose)"
-        )
-    if stats.kl.posinf:
-        out.append(
-            f"{stats.kl.posinf} positions have infinite KL: the other model gives probability "
-            "0 (a -inf logit) to a class the reference gives probability > 0"
-        )
-    if stats.kl.nan:
-        out.append(
-            f"{stats.kl.nan} positions have NaN KL: NaN, +inf or all -inf logits in their rows"
-        )
-    if stats.nll.nonfinite:
-        out.append(
-            f"{stats.nll.nonfinite} labelled positions have an infinite or NaN NLL in one model; "
-            "perplexities and NLL statistics are NaN"
-        )
-    return out
 
 
 def settings_of(result: KLPass, options: KLOptions) -> dict[str, Any]:
@@ -257,12 +232,13 @@ def emit(
         from lossctl.render.kl import kl_explain_view
 
         emit_rich(kl_explain_view(trace, fmt=number_format(output), summary=summary(output)))
+    from lossctl.render.i18n import t
     from lossctl.render.kl import kl_view
 
     facts = _facts(settings, inputs)
     title = "KL(reference ‖ other)"
     if settings.get("shards"):
-        title += f" over {settings['shards']} shards"
+        title = t("merge.title", op=title, shards=settings["shards"])
     emit_rich(
         kl_view(
             numbers,
@@ -276,11 +252,14 @@ def emit(
 
 
 def _facts(settings: dict[str, Any], inputs: Any) -> list[tuple[str, str]]:
+    from lossctl.render.i18n import t
+
     facts: list[tuple[str, str]] = []
     if settings.get("shape") is not None:
         facts.append(("shape", str(tuple(settings["shape"]))))
     if settings.get("class_dim") is not None:
-        facts.append(("class axis", f"{settings['class_dim']} ({settings['classes']} classes)"))
+        axis = t("result.class_axis_value", axis=settings["class_dim"], classes=settings["classes"])
+        facts.append(("class axis", axis))
     if settings.get("ignored"):
         facts.append(("ignored", str(settings["ignored"])))
     if settings.get("log_probs"):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from rich.console import Console, ConsoleOptions, RenderResult
+import re
+
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
-__all__ = ["BAR_WIDTH", "BLOCKS", "FirstFit", "bar"]
+__all__ = ["BAR_WIDTH", "BLOCKS", "FirstFit", "Paragraph", "bar", "paragraph", "wide"]
 
 #: The cells of a probability bar, and its eighths.
 BAR_WIDTH = 8
@@ -41,3 +45,56 @@ class FirstFit:
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         return Measurement.get(console, options, self.choose(console, options))
+
+
+#: The units a line of Chinese may break between: a run of Latin letters, digits and
+#: signs (with its spaces) is one unit, a CJK character is one; closing punctuation
+#: sticks to the unit before it, opening punctuation to the unit after it.
+_OPENING = "\uff08\u300a\u201c\u2018\u3010"  # fullwidth ( and the opening brackets, quotes
+CLOSING = "\uff0c\u3002\uff1b\uff1a\u3001\uff01\uff1f\uff09\u300b\u201d\u2019\u3011"
+_CJK = "\u2e80-\u9fff\uff00-\uffef"
+_UNIT = re.compile(f"[{_OPENING}]*(?:[^\\s{_CJK}{_OPENING}]+|[{_CJK}])[{CLOSING}]*\\s*")
+
+
+def wide(text: str) -> bool:
+    """Whether ``text`` holds characters two columns wide (CJK)."""
+    return cell_len(text) != len(text)
+
+
+class Paragraph:
+    """Text with CJK characters, wrapped between characters but never inside a Latin
+    word, a number or a formula, and with no closing punctuation at a line's start."""
+
+    def __init__(self, text: Text) -> None:
+        self.text = text
+
+    def _units(self) -> list[str]:
+        return _UNIT.findall(self.text.plain)
+
+    def lines(self, width: int, then: int | None = None) -> list[Text]:
+        """The lines at ``width`` cells (``then``: the width of the lines after the first)."""
+        offsets: list[int] = []
+        used = position = 0
+        for unit in self._units():
+            room = width if not offsets else then or width
+            if used and used + cell_len(unit.rstrip()) > room:
+                offsets.append(position)
+                used = 0
+            used += cell_len(unit)
+            position += len(unit)
+        lines = list(self.text.divide(offsets))
+        for line in lines:
+            line.rstrip()
+        return lines
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from self.lines(options.max_width)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        longest = max((cell_len(unit.rstrip()) for unit in self._units()), default=0)
+        return Measurement(longest, cell_len(self.text.plain))
+
+
+def paragraph(text: Text) -> RenderableType:
+    """``text`` as a paragraph: rich's word wrap, or :class:`Paragraph` for CJK text."""
+    return Paragraph(text) if wide(text.plain) else text

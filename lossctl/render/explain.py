@@ -10,13 +10,14 @@ of an ignored position are in parentheses (dim). Nothing here prints.
 from __future__ import annotations
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from lossctl.render.blocks import FirstFit, bar
+from lossctl.render.blocks import FirstFit, bar, paragraph
 from lossctl.render.explain_data import equation, remark_text
 from lossctl.render.i18n import t, tr
 from lossctl.render.results import NumberFormat
@@ -49,13 +50,13 @@ def _fill(table: Table, rows: list[list[Cell]], sections: frozenset[int] = froze
     marks in a column of their own.
     """
     widths = [
-        max([len(str(column.header)), *(len(row[i][0]) for row in rows)])
+        max([cell_len(str(column.header)), *(cell_len(row[i][0]) for row in rows)])
         for i, column in enumerate(table.columns)
     ]
     for number, row in enumerate(rows):
         table.add_row(
             *(
-                Text(text.rjust(width), style=style, justify="left")
+                Text(" " * (width - cell_len(text)) + text, style=style, justify="left")
                 for (text, style), width in zip(row, widths, strict=True)
             ),
             end_section=number in sections,
@@ -111,7 +112,7 @@ def legend(trace: Trace) -> Text:
             parts.append(t("legend.ignored"))
     if layout.summarised or layout.positions_summarised:
         parts.append(t("legend.elided"))
-    return Text("; ".join(parts), style="dim italic")
+    return Text(t("list.semicolon").join(parts), style="dim italic")
 
 
 ColumnChoice = tuple[tuple[int, int] | None, ...]  # (grid column, its index in the data)
@@ -305,14 +306,14 @@ def positions_table(trace: Trace, columns: tuple[Column, ...], fmt: NumberFormat
     layout = trace.layout
     table = _table()
     if layout.orientation == "across":
-        table.add_column(layout.axis_names[1 - (layout.class_dim or 0)], justify="right")
+        table.add_column(tr(layout.axis_names[1 - (layout.class_dim or 0)]), justify="right")
         for position in layout.positions:
             table.add_column(
                 ELLIPSIS if position is None else layout.position_label(position), justify="right"
             )
         return _fill(table, [_position_row(trace, column, fmt) for column in columns])
     position_axes = [a for a in range(len(layout.shape)) if a != layout.class_dim]
-    header = ", ".join(layout.axis_names[a] for a in position_axes) or "position"
+    header = ", ".join(tr(layout.axis_names[a]) for a in position_axes) or tr("position")
     table.add_column(header, justify="right")
     for column in columns:
         table.add_column(Text(tr(column.name)), justify="right", header_style=f"bold {EXTRA_STYLE}")
@@ -333,11 +334,10 @@ def positions_table(trace: Trace, columns: tuple[Column, ...], fmt: NumberFormat
 
 def stats_summary(stats: LossStats, fmt: NumberFormat) -> str:
     """``min … · median … · max … over N counted positions``."""
-    text = (
-        f"min {fmt(stats.minimum)} · median {fmt(stats.median)} · max {fmt(stats.maximum)} "
-        f"over {stats.counted} counted position{'' if stats.counted == 1 else 's'}"
-    )
-    return text + (f" ({stats.nan} nan)" if stats.nan else "")
+    key = "trace.stats.summary" + (".one" if stats.counted == 1 else "")
+    numbers = {"min": fmt(stats.minimum), "median": fmt(stats.median), "max": fmt(stats.maximum)}
+    text = t(key, **numbers, count=stats.counted)
+    return text + (t("trace.stats.nan", nan=stats.nan) if stats.nan else "")
 
 
 def stats_table(
@@ -347,14 +347,15 @@ def stats_table(
     (without the ``drop`` columns, for a narrow terminal)."""
     layout = trace.layout
     header = ", ".join(
-        layout.axis_names[a] for a in range(len(layout.shape)) if a != layout.class_dim
+        tr(layout.axis_names[a]) for a in range(len(layout.shape)) if a != layout.class_dim
     )
     table = _table()
-    table.add_column(f"worst: {header or 'position'}", justify="right", no_wrap=True)
+    worst = t("trace.stats.worst", header=header or tr("position"))
+    table.add_column(worst, justify="right", no_wrap=True)
     names = [stats.target_name, "predicted", stats.picked_name, "loss"]
     keep = [name not in drop for name in names]
     for name in (n for n, k in zip(names, keep, strict=True) if k):
-        table.add_column(Text(name), justify="right")
+        table.add_column(Text(tr(name)), justify="right")
     rows: list[list[Cell]] = []
     for i, position in enumerate(stats.worst.tolist()):
         cells: list[Cell] = [
@@ -379,13 +380,15 @@ class Heading:
     title when they do not fit together, so that a wrapped heading never splits it."""
 
     def __init__(self, number: int, step: Step, fmt: NumberFormat) -> None:
-        formula = step.formula if step.stats is None else stats_summary(step.stats, fmt)
+        formula = tr(step.formula) if step.stats is None else stats_summary(step.stats, fmt)
+        numbers = step.stats is not None
         if step.equals is not None and step.reduction is None and not step.result:
             formula += f" = {fmt(step.equals)}"
+            numbers = True
         self.title = Text(
             f"{number}. {tr(step.title)}", style="bold yellow" if step.warning else "bold"
         )
-        self.formula = Text(formula, style="bold cyan" if formula != step.formula else "cyan")
+        self.formula = Text(formula, style="bold cyan" if numbers else "cyan")
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         if self.title.cell_len + 3 + self.formula.cell_len <= options.max_width:
@@ -412,7 +415,7 @@ def step_body(trace: Trace, step: Step, fmt: NumberFormat) -> list[RenderableTyp
         body.append(legend(trace))  # how to read the grid
     shown = step.key != "input" or step.note != "As given."
     if shown and not (compact and step.key in ("identity", "stats")):
-        body.append(Text(tr(step.note), style="dim"))
+        body.append(paragraph(Text(tr(step.note), style="dim")))
     if step.grid is not None:
         body.append(FittedGrid(trace, step, fmt, INDENT))
         if step.columns and trace.layout.orientation == "list":
@@ -424,11 +427,11 @@ def step_body(trace: Trace, step: Step, fmt: NumberFormat) -> list[RenderableTyp
     if step.stats is not None:
         body.append(fitted_stats(trace, step.stats, fmt))
     for line in step.lines:
-        body.append(Text(line, style="yellow" if step.warning else ""))
+        body.append(paragraph(Text(tr(line), style="yellow" if step.warning else "")))
     for remark in step.remarks:
-        body.append(Text(remark_text(remark, fmt), style="italic"))
+        body.append(paragraph(Text(remark_text(remark, fmt), style="italic")))
     if step.result and step.equals is not None:
-        body.append(Text(f"{step.result} = {fmt(step.equals)}", style="bold"))
+        body.append(Text(f"{tr(step.result)} = {fmt(step.equals)}", style="bold"))
     return body
 
 

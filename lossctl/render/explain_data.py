@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lossctl.render.i18n import tr
 from lossctl.trace.model import (
     ELLIPSIS,
     Column,
@@ -32,7 +33,7 @@ Formatter = Callable[[float], str]
 
 def remark_text(remark: Remark, fmt: Formatter) -> str:
     """The remark's sentence with its numbers formatted."""
-    return remark.template.format(**{name: fmt(value) for name, value in remark.numbers})
+    return tr(remark.template).format(**{name: fmt(value) for name, value in remark.numbers})
 
 
 def _join(terms: list[str]) -> str:

@@ -19,7 +19,8 @@ from rich.text import Text
 
 from lossctl.core.metrics import Metrics
 from lossctl.doctor.findings import Finding
-from lossctl.render.i18n import t
+from lossctl.render.blocks import Paragraph, wide
+from lossctl.render.i18n import t, tr
 from lossctl.render.messages import message
 from lossctl.render.results import NumberFormat, Summary, array_grid, facts_table, shape_text
 
@@ -76,12 +77,19 @@ class FindingsView:
             if console.soft_wrap or options.no_wrap:
                 yield line
                 continue
+            indented = max(options.max_width - SEVERITY_WIDTH, 20)
+            if wide(line.plain):  # Chinese: between characters, never inside a word
+                first, *parts = Paragraph(line).lines(options.max_width, indented)
+                yield first
+                for part in parts:
+                    yield Padding(part, (0, 0, 0, SEVERITY_WIDTH), expand=False)
+                continue
             first = line.wrap(console, options.max_width)[0]
             rest = line[len(first.plain) :]
             rest = rest[len(rest.plain) - len(rest.plain.lstrip()) :]
             yield first
             if rest.plain:
-                for part in rest.wrap(console, max(options.max_width - SEVERITY_WIDTH, 20)):
+                for part in rest.wrap(console, indented):
                     yield Padding(part, (0, 0, 0, SEVERITY_WIDTH), expand=False)
         yield summary_line(self.findings)
 
@@ -101,15 +109,15 @@ def grad_view(
     shifted: bool = False,
 ) -> RenderableType:
     """The gradient d loss / d input, laid out like the input."""
-    notes = [f"class axis {class_dim}"]
+    notes = [t("grad.class_axis", dim=class_dim)]
     if reduction == "none":
-        notes.append("reduction 'none': the gradient of the sum of the per-position losses")
+        notes.append(t("trace.gradient.none"))
     if shifted:
-        notes.append("--shift: the last position predicts nothing, so its gradient is 0")
+        notes.append(t("grad.shift"))
     return array_grid(
         grad,
-        title=f"gradient d loss / d input, shape {shape_text(grad.shape)}",
-        caption="; ".join(notes),
+        title=t("grad.title", shape=shape_text(grad.shape)),
+        caption=t("list.semicolon").join(notes),
         fmt=fmt,
         summary=summary,
     )
@@ -120,38 +128,39 @@ def metrics_view(metrics: Metrics, *, fmt: NumberFormat, rows: int = PER_CLASS_R
     perplexity: str | Text = (
         Text(fmt(metrics.perplexity), style="bold green")
         if metrics.perplexity is not None
-        else f"n/a ({metrics.perplexity_note})"
+        else t("metrics.na_because", note=tr(metrics.perplexity_note or ""))
     )
-    topk_note = (
-        f" (k ≥ {metrics.classes} classes: always right)"
-        if (metrics.topk >= metrics.classes)
-        else ""
-    )
+    always = metrics.topk >= metrics.classes
+    topk_note = t("metrics.topk_always", classes=metrics.classes) if always else ""
+    entropy = metrics.entropy
     facts: list[tuple[str, str | Text]] = [
-        ("perplexity", perplexity),
-        ("mean NLL", fmt(metrics.mean_nll)),
-        ("accuracy", fmt(metrics.accuracy)),
-        (f"top-{metrics.topk} accuracy", fmt(metrics.topk_accuracy) + topk_note),
-        ("entropy", "n/a" if metrics.entropy is None else f"{fmt(metrics.entropy)} nats"),
-        ("counted", str(metrics.count)),
+        (t("metrics.perplexity"), perplexity),
+        (t("metrics.mean_nll"), fmt(metrics.mean_nll)),
+        (t("metrics.accuracy"), fmt(metrics.accuracy)),
+        (t("metrics.topk_accuracy", k=metrics.topk), fmt(metrics.topk_accuracy) + topk_note),
+        (
+            t("metrics.entropy"),
+            t("metrics.na") if entropy is None else t("metrics.nats", value=fmt(entropy)),
+        ),
+        (t("result.counted"), str(metrics.count)),
     ]
-    parts: list[RenderableType] = [facts_table("metrics", facts)]
+    parts: list[RenderableType] = [facts_table(t("metrics.title"), facts)]
     shown = metrics.per_class[:rows]
     if shown:
         more = len(metrics.per_class) - len(shown)
         caption = (
-            f"the {len(shown)} most frequent of {len(metrics.per_class)} target classes"
+            t("metrics.per_class.caption", shown=len(shown), total=len(metrics.per_class))
             if more
             else None
         )
         table = Table(
-            title="per target class",
+            title=t("metrics.per_class"),
             caption=caption,
             box=box.SIMPLE_HEAD,
             title_justify="left",
         )
-        for name in ("class", "count", "mean loss", "accuracy"):
-            table.add_column(name, justify="right")
+        for key in ("column.class", "column.count", "column.mean_loss", "accuracy"):
+            table.add_column(t(f"metrics.{key}"), justify="right")
         for stats in shown:
             table.add_row(
                 str(stats.cls), str(stats.count), fmt(stats.mean_loss), fmt(stats.accuracy)

@@ -9,6 +9,7 @@ import numpy as np
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from lossctl.render.i18n import t, tr
 from lossctl.render.results import NumberFormat, Summary, array_grid, facts_table, shape_text
 from lossctl.trace.kl import KLTrace
 
@@ -18,7 +19,7 @@ def _pm(fmt: NumberFormat, mean: float, stderr: float) -> str:
 
 
 def _percentile_facts(fmt: NumberFormat, block: Mapping[str, Any]) -> list[tuple[str, str | Text]]:
-    facts: list[tuple[str, str | Text]] = [("median", fmt(block["median"]))]
+    facts: list[tuple[str, str | Text]] = [(t("kl.median"), fmt(block["median"]))]
     facts += [(f"p{q}", fmt(v)) for q, v in block["percentiles"].items()]
     return facts
 
@@ -35,42 +36,42 @@ def kl_view(
     """The tables of ``lossctl kl`` (and of merged kl documents) from :func:`kl_summary`."""
     kl = summary["kl"]
     main: list[tuple[str, str | Text]] = [
-        ("KL mean", Text(_pm(fmt, kl["mean"], kl["stderr"]), style="bold green")),
-        ("min", fmt(kl["min"])),
-        ("max", fmt(kl["max"])),
+        (t("kl.mean"), Text(_pm(fmt, kl["mean"], kl["stderr"]), style="bold green")),
+        (t("kl.min"), fmt(kl["min"])),
+        (t("kl.max"), fmt(kl["max"])),
         *_percentile_facts(fmt, kl),
     ]
     if "reverse_kl" in summary:
         reverse = summary["reverse_kl"]
         main.append(("KL(other ‖ reference)", _pm(fmt, reverse["mean"], reverse["stderr"])))
-        main.append(("symmetric mean", fmt(summary["symmetric_kl"]["mean"])))
+        main.append((t("kl.symmetric"), fmt(summary["symmetric_kl"]["mean"])))
     same = summary["same_top1"]
     main += [
-        ("same top-1", _pm(fmt, same["fraction"], same["stderr"])),
-        (f"top-{summary['top_k']} overlap", fmt(summary["top5_overlap"])),
-        ("counted positions", str(summary["count"])),
-        *facts,
+        (t("kl.same_top1"), _pm(fmt, same["fraction"], same["stderr"])),
+        (t("kl.overlap", k=summary["top_k"]), fmt(summary["top5_overlap"])),
+        (t("kl.counted"), str(summary["count"])),
+        *((tr(name), tr(value)) for name, value in facts),
     ]
     parts: list[RenderableType] = [facts_table(title, main)]
     if "perplexity" in summary:
         ppl, ratio, delta = summary["perplexity"], summary["log_ppl_ratio"], summary["delta_p"]
         labelled: list[tuple[str, str | Text]] = [
-            ("PPL reference", fmt(ppl["reference"])),
-            ("PPL other", fmt(ppl["other"])),
-            ("PPL ratio", fmt(ppl["ratio"])),
-            ("mean ln(PPL_o/PPL_r)", _pm(fmt, ratio["mean"], ratio["stderr"])),
-            ("NLL correlation", fmt(summary["nll_correlation"])),
-            ("Δp mean", fmt(delta["mean"])),
-            ("Δp RMS", fmt(delta["rms"])),
-            *[(f"Δp {name}", value) for name, value in _percentile_facts(fmt, delta)],
+            (t("kl.ppl_reference"), fmt(ppl["reference"])),
+            (t("kl.ppl_other"), fmt(ppl["other"])),
+            (t("kl.ppl_ratio"), fmt(ppl["ratio"])),
+            (t("kl.log_ppl_ratio"), _pm(fmt, ratio["mean"], ratio["stderr"])),
+            (t("kl.nll_correlation"), fmt(summary["nll_correlation"])),
+            (t("kl.delta_mean"), fmt(delta["mean"])),
+            (t("kl.delta_rms"), fmt(delta["rms"])),
+            *[(t("kl.delta", name=name), value) for name, value in _percentile_facts(fmt, delta)],
         ]
-        parts.append(facts_table("with labels (target token)", labelled))
+        parts.append(facts_table(t("kl.labelled"), labelled))
     if per_position is not None:
         array = np.asarray(per_position, dtype=np.float64)
         parts.append(
             array_grid(
                 array,
-                title=f"KL per position, shape {shape_text(array.shape)}",
+                title=t("kl.per_position", shape=shape_text(array.shape)),
                 fmt=fmt,
                 summary=grid or Summary(),
             )
@@ -82,11 +83,11 @@ def kl_explain_view(trace: KLTrace, *, fmt: NumberFormat, summary: Summary) -> R
     """Every step of the trace as a grid (rows: positions, columns: classes)."""
     parts: list[RenderableType] = [
         facts_table(
-            "KL(reference ‖ other), step by step",
+            t("kl.explain.title"),
             [
-                ("input shape", shape_text(trace.shape)),
-                ("class axis", f"{trace.class_dim} (moved last below)"),
-                ("inputs", "log-probabilities" if trace.log_probs else "logits"),
+                (t("result.input_shape"), shape_text(trace.shape)),
+                (t("result.class_axis"), t("kl.explain.class_axis", dim=trace.class_dim)),
+                (t("kl.inputs"), t("kl.log_probabilities" if trace.log_probs else "kl.logits")),
             ],
         )
     ]
@@ -94,16 +95,19 @@ def kl_explain_view(trace: KLTrace, *, fmt: NumberFormat, summary: Summary) -> R
         parts.append(
             array_grid(
                 step.values,
-                title=f"{step.name}: {step.formula}",
+                title=t("kl.step.title", name=tr(step.name), formula=tr(step.formula)),
                 fmt=fmt,
                 summary=summary,
-                caption="rows: positions; columns: classes" if step.values.ndim == 2 else None,
+                caption=t("kl.grid_caption") if step.values.ndim == 2 else None,
             )
         )
     parts.append(
         facts_table(
-            "reduction",
-            [("mean", Text(fmt(trace.mean), style="bold green")), ("over", f"{trace.counted}")],
+            t("result.reduction"),
+            [
+                (t("kl.reduce.mean"), Text(fmt(trace.mean), style="bold green")),
+                (t("kl.reduce.over"), f"{trace.counted}"),
+            ],
         )
     )
     return Group(*parts)

@@ -5,6 +5,7 @@ Nothing here prints: the CLI hands the renderables to a ``rich.console.Console``
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,12 +14,14 @@ import numpy as np
 import numpy.typing as npt
 from rich import box
 from rich.cells import cell_len
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 from lossctl.core.losses import LossResult
 from lossctl.core.merge import Merged
+from lossctl.render.blocks import FirstFit
 from lossctl.render.i18n import t, tr
 
 ELLIPSIS = "…"
@@ -119,14 +122,70 @@ def array_grid(
     fmt: NumberFormat,
     summary: Summary,
     caption: str | None = None,
-) -> Table:
-    """A summarised table of ``array``: rows are the leading indices, columns the last axis."""
+) -> RenderableType:
+    """A summarised table of ``array``: rows are the leading indices, columns the last axis.
+
+    On a console narrower than the table, middle columns give way to one ``…`` column
+    (never a broken number); ``--full`` (no column summary) keeps every column.
+    """
     if math.prod(array.shape) == 0:  # nothing to show (rich cannot lay out a table without columns)
         table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", show_header=False)
         table.add_column("")
-        table.add_row(f"no values: the shape {shape_text(array.shape)} has a 0")
+        table.add_row(t("result.no_values", shape=shape_text(array.shape)))
         return table
     corners = array if isinstance(array, Corners) else Corners.of(array, summary)
+    choices = [corners]
+    if summary.edge_cols is not None:
+        shown = sum(col is not None for col in corners.cols)
+        choices += [fewer_columns(corners, keep) for keep in range(shown - 1, 0, -1)]
+    tables = [
+        _grid_table(choice, title=title, fmt=fmt, caption=caption, wrap_caption=wrap)
+        for wrap in (False, True)
+        for choice in choices
+    ]
+    return WidestThatFits(tables)
+
+
+def fewer_columns(corners: Corners, keep: int) -> Corners:
+    """``corners`` with only ``keep`` of its shown columns: the first and last, ``…`` between."""
+    shown = [j for j, col in enumerate(corners.cols) if col is not None]
+    left, right = (keep + 1) // 2, keep // 2
+    chosen = shown[:left] + shown[len(shown) - right :] if right else shown[:left]
+    cols: list[int | None] = [corners.cols[j] for j in shown[:left]]
+    cols += [None] + [corners.cols[j] for j in shown[len(shown) - right :]] if right else [None]
+    position = {j: k for k, j in enumerate(shown)}
+    cells = corners.cells[:, [position[j] for j in chosen]]
+    return Corners(corners.shape, corners.rows, cols, cells)
+
+
+class WidestThatFits(FirstFit):
+    """The first of ``tables`` (widest first) that fits the console; the last if none does.
+
+    Measured at the narrowest table's width, so that the CLI (which widens the console
+    to a renderable's natural width, :func:`lossctl.cli.emit.emit_rich`) keeps the
+    terminal's width whenever some choice fits it. A table whose caption wraps is made
+    as wide as the console allows, up to the caption's width.
+    """
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        chosen = self.choose(console, options)
+        widest = self.tables[0].min_width or 0
+        if (chosen.min_width or 0) < widest:
+            chosen = copy.copy(chosen)
+            chosen.min_width = min(widest, options.max_width)
+        yield chosen
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        unbounded = options.update_width(1 << 16)
+        narrowest = Measurement.get(console, unbounded, self.tables[-1]).maximum
+        return Measurement(narrowest, narrowest)
+
+
+def _grid_table(
+    corners: Corners, *, title: str, fmt: NumberFormat, caption: str | None, wrap_caption: bool
+) -> Table:
+    """The table of the cells ``corners`` keeps (at least as wide as its title, and as its
+    caption unless ``wrap_caption``)."""
     shape = corners.shape
     ndim = len(shape)
     if caption is None and ndim >= 2:
@@ -138,7 +197,7 @@ def array_grid(
         box=box.SIMPLE_HEAD,
         title_justify="left",
         caption_justify="left",
-        min_width=max(cell_len(title), cell_len(caption or "")) + 2,
+        min_width=max(cell_len(title), 0 if wrap_caption else cell_len(caption or "")) + 2,
     )
     if ndim >= 2:
         table.add_column("", style="dim", justify="right")
@@ -214,14 +273,17 @@ def loss_view(
             if unshifted_shape is None
             else [
                 (t("result.input_shape"), shape_text(unshifted_shape)),
-                ("shifted", f"{shape_text(result.input_shape)} (logits at t predict label t+1)"),
+                (
+                    t("result.shifted"),
+                    t("result.shifted_value", shape=shape_text(result.input_shape)),
+                ),
             ]
         ),
         (
             t("result.class_axis"),
             t("result.class_axis_value", axis=result.class_dim, classes=classes),
         ),
-        (t("result.targets"), result.target_kind),
+        (t("result.targets"), t(f"result.kind.{result.target_kind}")),
         (t("result.counted"), str(result.count)),
         (t("result.ignored"), str(result.ignored)),
         (t("result.sum"), fmt(result.total)),
@@ -282,21 +344,21 @@ def merged_view(merged: Merged, *, fmt: NumberFormat, summary: Summary) -> Rende
     """The result of ``lossctl merge`` (or of many shards): the totals, and per position."""
     settings = merged.settings
     per_position = settings["reduction"] == "none"
-    title = f"{settings['op'].replace('_', ' ')} over {merged.shards} shards"
+    title = t("merge.title", op=t(f"merge.op.{settings['op']}"), shards=merged.shards)
+    loss = t("merge.per_position_below") if per_position else fmt(float(merged.loss))
     facts = facts_table(
         title,
         [
-            ("loss", "per position, below" if per_position else fmt(float(merged.loss))),
-            ("reduction", str(settings["reduction"])),
-            ("counted", str(merged.count)),
-            ("ignored", str(merged.ignored)),
-            ("sum", fmt(merged.total)),
-            ("denominator", fmt(merged.exact_denominator.to_float())),
+            (t("result.loss"), loss),
+            (t("result.reduction"), str(settings["reduction"])),
+            (t("result.counted"), str(merged.count)),
+            (t("result.ignored"), str(merged.ignored)),
+            (t("result.sum"), fmt(merged.total)),
+            (t("result.denominator"), fmt(merged.exact_denominator.to_float())),
         ],
     )
     if not per_position:
         return facts
-    grid = array_grid(
-        np.asarray(merged.loss), title=f"{title}, per position", fmt=fmt, summary=summary
-    )
+    grid_title = t("merge.per_position", title=title)
+    grid = array_grid(np.asarray(merged.loss), title=grid_title, fmt=fmt, summary=summary)
     return Group(facts, grid)

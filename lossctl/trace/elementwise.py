@@ -11,6 +11,7 @@ import numpy.typing as npt
 from lossctl.core.losses import FloatArray, normalize_axis
 from lossctl.trace.layout import cells, make_layout
 from lossctl.trace.model import Column, Edges, ElementwiseOp, Layout, Step, Trace
+from lossctl.trace.phrases import say
 from lossctl.trace.rows import fetch_rows
 from lossctl.trace.steps import (
     exp_step,
@@ -76,9 +77,7 @@ def softmax_steps(
         shift_step(rows, layout),
         exp_step(rows, layout),
         last,
-        identity_step(
-            identity, f"Along axis {axis}; the max-shift changed nothing but the safety of exp."
-        ),
+        identity_step(identity, say("trace.elementwise.identity", axis=axis)),
     ]
 
 

@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from lossctl.core.losses import FloatArray, LossResult
 from lossctl.trace.model import Step, Trace
+from lossctl.trace.phrases import say
 
 __all__ = ["gradient_step", "with_gradient"]
 
@@ -45,28 +46,24 @@ def _formula_and_note(result: LossResult, weighted: bool, smoothing: bool) -> tu
 
 def _lines(result: LossResult, weighted: bool) -> tuple[str, ...]:
     """The scale ``s`` of the reduction, and what 'none' and ignored positions get."""
+    one = ".one" if result.count == 1 else ""
     if result.target_kind == "probabilities":
-        scale = (
-            f"s = 1/{result.count} (mean over the positions)"
+        scale: str = (
+            say("trace.gradient.scale.positions", count=result.count)
             if result.reduction == "mean"
             else "s = 1"
         )
     elif result.reduction == "mean":
-        what = (
-            "Σ w[target]"
-            if weighted
-            else f"the {result.count} counted target{'' if result.count == 1 else 's'}"
-        )
-        scale = f"s = 1/{result.denominator:g} (mean: 1 / {what})"
+        key = "trace.gradient.scale.weights" if weighted else "trace.gradient.scale.count" + one
+        scale = say(key, denominator=f"{result.denominator:g}", count=result.count)
     else:
         scale = "s = 1"
     lines = [scale]
     if result.reduction == "none":
         lines.append("reduction 'none': the gradient of the sum of the per-position losses")
     if result.target_kind == "indices" and result.ignored:
-        lines.append(
-            f"the {result.ignored} ignored position{' gets' if result.ignored == 1 else 's get'} 0"
-        )
+        suffix = ".one" if result.ignored == 1 else ""
+        lines.append(say("trace.gradient.ignored" + suffix, count=result.ignored))
     return tuple(lines)
 
 

@@ -20,6 +20,7 @@ from lossctl.core.kl import kl_rows, rows_last
 from lossctl.core.rows import log_softmax_rows
 from lossctl.core.spec import DEFAULT_IGNORE_INDEX, FloatArray
 from lossctl.errors import InputError
+from lossctl.trace.phrases import say
 
 EXPLAIN_LIMIT = 10_000
 
@@ -47,7 +48,7 @@ class KLTrace:
         steps.append(
             {
                 "name": "mean",
-                "formula": f"Σ KL / {self.counted} counted positions",
+                "formula": say("trace.kl.mean", count=self.counted),
                 "values": self.mean,
             }
         )
@@ -88,8 +89,8 @@ def explain_kl(
     head = "exp(reference)" if log_probs else "softmax(reference)"
     tail = "exp(other)" if log_probs else "softmax(other)"
     steps = (
-        KLStep("p", f"p = {head} over the class axis", p),
-        KLStep("q", f"q = {tail} over the class axis", q),
+        KLStep("p", say("trace.kl.p", head=head), p),
+        KLStep("q", say("trace.kl.q", tail=tail), q),
         KLStep("log ratio", "log p - log q", ratio),
         KLStep("p · log ratio", "p · (log p - log q), 0 where p = 0", weighted),
         KLStep("KL per position", "Σ_c p · (log p - log q)", per_position),

@@ -25,6 +25,7 @@ from lossctl.core.spec import LossKeywords
 from lossctl.trace.context import LossContext, loss_context
 from lossctl.trace.model import ARTICLE, Column, Edges, Remark, Step, Trace
 from lossctl.trace.nll import logprob_check, nll_steps
+from lossctl.trace.phrases import say
 from lossctl.trace.probability import probability_steps
 from lossctl.trace.rows import fetch_rows
 from lossctl.trace.stats import loss_stats
@@ -93,11 +94,12 @@ def raw_nll_remark(ctx: LossContext) -> tuple[Remark, ...]:
             raw /= float(ctx.result.denominator)
     return (
         Remark(
-            f"Why softmax comes first: nll on the raw logits gives {{raw}}, and at position "
-            f"{where} its term -x[target] = {{term}} is negative although the largest logit "
-            f"there is class {int(np.argmax(rows.x[at[i]]))}, not the target {int(targets[i])}. "
-            "On raw logits NLL can reward the wrong class and go negative; after softmax + log "
-            "every term is -log p ≥ 0.",
+            say(
+                "trace.remark.raw_nll",
+                where=where,
+                largest=int(np.argmax(rows.x[at[i]])),
+                target=int(targets[i]),
+            ),
             (("raw", raw), ("term", -float(picked[i]))),
         ),
     )

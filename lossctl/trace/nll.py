@@ -8,6 +8,7 @@ import numpy as np
 
 from lossctl.core.losses import LossResult, loss_result
 from lossctl.trace.model import Column, Step
+from lossctl.trace.phrases import Joined, Phrase, say
 from lossctl.trace.steps import identity_step, input_step, mask_weight_step
 
 if TYPE_CHECKING:
@@ -53,34 +54,38 @@ def nll_steps(ctx: LossContext) -> list[Step]:
     ]
 
 
-def _reasons(ctx: LossContext) -> list[str]:
+def _reasons(ctx: LossContext) -> list[Phrase]:
     """Why the input of ``nll`` is not log-probabilities (empty if it looks like them)."""
     rows, values, layout = ctx.rows, ctx.values, ctx.layout
-    reasons: list[str] = []
+    reasons: list[Phrase] = []
     with np.errstate(invalid="ignore"):
         positive = int(np.count_nonzero(values > LOGPROB_TOLERANCE)) if values.size else 0
         lse = rows.lse
         far = np.abs(lse) > LOGPROB_TOLERANCE
         negative = int(np.count_nonzero(ctx.counted & (ctx.losses < 0)))
     if positive:
-        reasons.append(
-            f"{positive} value{'s are' if positive != 1 else ' is'} above 0 (a log-probability "
-            "is ≤ 0)"
-        )
+        reasons.append(say("trace.check.positive" + _one(positive), count=positive))
     if far.any():
         where = int(rows.positions[int(np.argmax(np.where(far, np.abs(lse), -1)))])
         reasons.append(
-            f"{int(np.count_nonzero(far))} of the {rows.positions.size} checked positions have "
-            f"log Σ exp far from 0 (the farthest: position {layout.position_label(where) or '()'})"
+            say(
+                "trace.check.far",
+                count=int(np.count_nonzero(far)),
+                checked=rows.positions.size,
+                where=layout.position_label(where) or "()",
+            )
         )
     if negative:
         first = int(np.argmax(ctx.counted & (ctx.losses < 0)))
-        reasons.append(
-            f"{negative} position{'s have' if negative != 1 else ' has'} a negative loss "
-            f"(the first: position {layout.position_label(first) or '()'}), which -log p ≥ 0 "
-            "never gives"
-        )
+        first_label = layout.position_label(first) or "()"
+        key = "trace.check.negative" + _one(negative)
+        reasons.append(say(key, count=negative, where=first_label))
     return reasons
+
+
+def _one(n: int) -> str:
+    """The id suffix of a phrase's variant for a count of 1."""
+    return ".one" if n == 1 else ""
 
 
 def cross_entropy_of(ctx: LossContext) -> LossResult:
@@ -117,12 +122,11 @@ def logprob_check(ctx: LossContext, cross_entropy: LossResult | None = None) -> 
         "whatever the other classes hold, so it can favour the wrong class and go negative. "
         "Take log_softmax first, or use ce, which does.",
     )
-    text = "; ".join(reasons)
     return Step(
         key="check",
         title="The input is not log-probabilities",
         formula="every value ≤ 0 and log Σ exp = 0 at each position",
-        note=text[:1].upper() + text[1:] + ".",
+        note=say("trace.check.note", reasons=Joined(tuple(reasons))),
         lines=lines,
         result="ce gives: cross_entropy(x, t) = nll_loss(log_softmax(x), t)",
         equals=None if ce.reduction == "none" else float(ce.loss),

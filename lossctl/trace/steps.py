@@ -22,6 +22,7 @@ from lossctl.trace.model import (
     TermStyle,
     present,
 )
+from lossctl.trace.phrases import say
 from lossctl.trace.rows import Rows
 
 if TYPE_CHECKING:
@@ -34,12 +35,15 @@ def input_step(
     """The input as given, with its shape, classes and positions."""
     shape = str(tuple(int(n) for n in layout.shape))
     if layout.class_dim is None:
-        formula = f"shape {shape}"
+        formula = say("trace.input.formula.shape", shape=shape)
     else:
-        formula = (
-            f"shape {shape}: {layout.shape[layout.class_dim]} classes along axis "
-            f"{layout.class_dim}, {layout.position_count} position"
-            + ("" if layout.position_count == 1 else "s")
+        one = layout.position_count == 1
+        formula = say(
+            "trace.input.formula" + (".one" if one else ""),
+            shape=shape,
+            classes=layout.shape[layout.class_dim],
+            axis=layout.class_dim,
+            positions=layout.position_count,
         )
     return Step(
         key="input",
@@ -173,10 +177,7 @@ def _smoothing_parts(ctx: LossContext, nll: FloatArray) -> tuple[list[Column], s
         if weighted
         else "loss_n = (1 - ε)·(-logp[n, t_n]) + (ε/C)·Σ_c -logp[n, c]"
     )
-    note = (
-        f"Label smoothing, ε = {eps:g}, C = {classes}: the target keeps 1 - ε, every class "
-        "gets ε/C (the uniform part)."
-    )
+    note = say("trace.smoothing.note", eps=f"{eps:g}", classes=classes)
     return columns, formula, note
 
 
@@ -229,9 +230,7 @@ def weak_positive(ctx: LossContext, nll: FloatArray) -> tuple[Remark, ...]:
     where = ctx.layout.position_label(int(kept[i])) or "()"
     return (
         Remark(
-            f"Why it works: softmax + log punishes weak positives. Position {where} gives its "
-            f"target (class {int(ctx.indices[kept[i]])}) only p = {{p}}, so its -log p is {{nll}}; "
-            "a confident right answer, p ≈ 1, would cost ≈ 0.",
+            say("trace.remark.weak_positive", where=where, target=int(ctx.indices[kept[i]])),
             (("p", float(np.exp(-scores[i]))), ("nll", float(scores[i]))),
         ),
     )
@@ -277,28 +276,21 @@ def reduce_step(result: LossResult, terms: ReductionTerms | None, weighted: bool
         denominator = "the number of positions, N·d1·…·dk (probability targets)"
         formula = "mean = Σ_n loss_n / (N·d1·…·dk)"
     elif weighted:
-        denominator = f"the sum of the class weights w[t_n] of the {result.count} counted " + (
-            "target" if result.count == 1 else "targets"
-        )
+        one = ".one" if result.count == 1 else ""
+        denominator = say("trace.reduce.denominator.weights" + one, count=result.count)
         formula = "mean = Σ_n loss_n / Σ_n w[t_n]   (counted n)"
     else:
-        denominator = f"the number of counted targets ({result.count})"
+        denominator = say("trace.reduce.denominator.count", count=result.count)
         formula = "mean = Σ_n loss_n / (number of counted targets)"
-    ignored = (
-        f"; {result.ignored} ignored position"
-        + (" counts" if result.ignored == 1 else "s count")
-        + " for nothing"
-        if result.ignored
-        else ""
-    )
+    ignored: str = ""
+    if result.ignored:
+        one = ".one" if result.ignored == 1 else ""
+        ignored = say("trace.reduce.ignored" + one, count=result.ignored)
     if reduction == "mean":
-        note = (
-            "One number for the whole input: the per-position losses summed and divided by "
-            f"{denominator}{ignored}."
-        )
+        note: str = say("trace.reduce.mean.note", denominator=denominator, ignored=ignored)
     elif reduction == "sum":
         formula = "sum = Σ_n loss_n"
-        note = f"No division{ignored}."
+        note = say("trace.reduce.sum.note", ignored=ignored)
     else:
         formula = "none: one loss per position, no reduction"
         note = "The per-position losses of the previous step are the result."

@@ -8,13 +8,17 @@ import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+from rich.cells import cell_len
 from rich.console import Console
 from typer.testing import CliRunner
 
 from lossctl.cli.app import app
 from lossctl.doctor import diagnose
+from lossctl.render import i18n
 from lossctl.render.findings import findings_view
 from tests.conftest import ROOT
 
@@ -37,6 +41,10 @@ COMMANDS = [
     ["doctor", str(M / "probs.json"), SEED[1], "--loss", "nll"],
     ["doctor", str(M / "ambiguous.json"), str(M / "ambiguous-labels.json")],
     ["doctor", str(M / "batch-logits.json"), str(M / "padded-labels.json")],
+    ["doctor", str(M / "soft-logits.json"), str(M / "soft-targets.json")],
+    ["doctor", str(M / "float16-logits.npy"), str(M / "float16-labels.json")],
+    ["log", str(M / "probs.json"), "--explain"],
+    ["softmax", SEED[0], "-d", "0", "--explain"],
     ["kl", *KL],
     ["kl", *KL, "--explain"],
 ]
@@ -48,21 +56,45 @@ def run(args: list[str], **env: str) -> str:
     return result.stdout
 
 
+def trailing(text: str) -> list[str]:
+    """The lines of ``text`` (colour codes removed) that end in white space."""
+    return [line for line in COLOUR.sub("", text).splitlines() if line != line.rstrip()]
+
+
 @pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(a[:1] + a[3:]) for a in COMMANDS])
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_piped_output_has_no_trailing_spaces(args: list[str], lang: str) -> None:
-    text = run([*args, "--lang", lang])
+@pytest.mark.parametrize("columns", ["60", "80"])
+def test_piped_output_has_no_trailing_spaces(args: list[str], lang: str, columns: str) -> None:
+    text = run([*args, "--lang", lang], COLUMNS=columns)
     assert text.strip()
-    assert [line for line in text.splitlines() if line != line.rstrip()] == []
-    coloured = run([*args, "--color", "always", "--lang", lang])
-    assert [line for line in COLOUR.sub("", coloured).splitlines() if line.endswith(" ")] == []
+    assert trailing(text) == []
+    assert trailing(run([*args, "--color", "always", "--lang", lang], COLUMNS=columns)) == []
 
 
-def test_merged_shards_have_no_trailing_spaces(tmp_path: Path) -> None:
+MERGED = [
+    (["ce", *SEED], "3.2655"),  # the mean
+    (["ce", *SEED, "--reduction", "sum"], "13.0619"),  # twice the sum
+    (["kl", *KL], "0.0030"),
+]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize(("command", "number"), MERGED, ids=["mean", "sum", "kl"])
+def test_merged_shards_have_no_trailing_spaces(
+    tmp_path: Path, lang: str, command: list[str], number: str
+) -> None:
     shard = tmp_path / "shard.json"
-    shard.write_text(run(["ce", *SEED, "--json"]))
-    text = run(["merge", str(shard), str(shard), "--allow-duplicates"])
-    assert "3.2655" in text and not [line for line in text.splitlines() if line.endswith(" ")]
+    shard.write_text(run([*command, "--json"]))
+    merged = ["merge", str(shard), str(shard), "--allow-duplicates", "--lang", lang]
+    text = run(merged)
+    assert number in text and trailing(text) == []
+    assert trailing(run([*merged, "--color", "always"])) == []
+
+
+def test_every_command_is_checked_for_trailing_spaces() -> None:
+    from lossctl.cli.app import COMMANDS as APP_COMMANDS
+
+    assert {args[0] for args in COMMANDS} | {"merge"} == set(APP_COMMANDS)
 
 
 def test_json_is_untouched_by_the_table_rules() -> None:
@@ -161,22 +193,71 @@ def findings() -> list:  # type: ignore[type-arg]
     return list(diagnose(x, t, op="cross_entropy"))
 
 
-def test_findings_wrap_at_words_with_a_hanging_indent_on_a_terminal() -> None:
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_findings_wrap_at_words_with_a_hanging_indent_on_a_terminal(lang: str) -> None:
     found = findings()
-    buffer = io.StringIO()
-    Console(file=buffer, width=60, color_system=None).print(findings_view(found))
+    buffer, piped = io.StringIO(), io.StringIO()
+    with i18n.language(lang):
+        Console(file=buffer, width=60, color_system=None).print(findings_view(found))
+        Console(file=piped, width=60, color_system=None, soft_wrap=True).print(findings_view(found))
     text = buffer.getvalue()
     lines = text.splitlines()
-    assert all(len(line) <= 60 for line in lines)
+    assert all(cell_len(line) <= 60 for line in lines)
     continuation = [line for line in lines if line.startswith(" ")]
     assert continuation and all(line.startswith(" " * 8) for line in continuation)
-    piped = io.StringIO()
-    Console(file=piped, width=60, color_system=None, soft_wrap=True).print(findings_view(found))
     one_line = piped.getvalue().splitlines()
     assert len(one_line) == len(found) + 1  # one line per finding, then the summary
-    assert text.split() == piped.getvalue().split()  # no word is broken
+    if lang == "en":
+        assert text.split() == piped.getvalue().split()  # no word is broken
+    else:  # Chinese breaks between characters, never inside a Latin word or a number
+        latin = re.compile(r"[A-Za-z0-9.]+")
+        assert latin.findall(text) == latin.findall(piped.getvalue())
+        assert "".join(text.split()) == "".join(piped.getvalue().split())
 
 
 def test_piped_doctor_prints_one_line_per_finding() -> None:
     text = run(["doctor", str(M / "probs.json"), SEED[1]])
     assert len(text.splitlines()) == 3 and len(text.splitlines()[1]) > 200
+
+
+# ------------------------------------------------------------------ result grids at 60 columns
+
+NUMBER_TOKEN = re.compile(r"-?\d+\.\d+(?:e[-+]\d+)?")
+
+
+@pytest.fixture
+def wide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """(4, 12) logits with tiny and huge values, and their labels, saved as NumPy files
+    in the working directory (a long path would widen the facts table)."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4, 12)) * 3
+    x[0, :3] = [2.5608e-05, -1234567.0, 3.1e-9]
+    np.save(tmp_path / "wide.npy", x)
+    np.save(tmp_path / "labels.npy", rng.integers(0, 12, 4))
+    monkeypatch.chdir(tmp_path)
+    return "wide.npy", "labels.npy"
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda w: ["softmax", w[0], "-d", "1"],
+        lambda w: ["log", w[0]],
+        lambda w: ["ce", *w, "--grad"],
+        lambda w: ["kl", w[0], w[0], "--explain"],
+    ],
+    ids=["softmax", "log", "grad", "kl-explain"],
+)
+def test_result_grids_at_60_columns_elide_columns_never_numbers(
+    wide: tuple[str, str], make: Any, lang: str
+) -> None:
+    args = [*make(wide), "--lang", lang]
+    narrow, unbounded = run(args, COLUMNS="60"), run([*args, "--full"], COLUMNS="1000")
+    assert max(map(cell_len, narrow.splitlines())) <= 60
+    assert "…" in narrow and not re.search(r"\d…|…\d", narrow)
+    # every number shown is a whole number of the full table, the first and last columns kept
+    assert set(NUMBER_TOKEN.findall(narrow)) <= set(NUMBER_TOKEN.findall(unbounded))
+    header = next(line for line in narrow.splitlines() if line.strip().startswith("0 "))
+    assert header.split()[-1] == "11" and "…" in header
+    assert "…" not in run([*args, "--full"], COLUMNS="60").replace("(…", "")

@@ -4,7 +4,8 @@ A catalogue is a dictionary from a message id (``"loss.reduction"``) to its text
 ``{name}`` fields filled by :func:`t`. An id missing from a language falls back to
 English, so a partial translation never loses a message. Text made by the lower layers
 (the trace's step titles and notes, which may not import this package) is translated
-by :func:`tr`: its English words are looked up among the English catalogue's texts.
+by :func:`tr`: a fixed text is looked up among the English catalogue's texts, a
+sentence with numbers is a :class:`~lossctl.trace.phrases.Phrase` that names its id.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from lossctl.render.i18n import en, zh
+from lossctl.trace.phrases import Joined, Phrase
 
 CATALOGUES: dict[str, dict[str, str]] = {"en": en.MESSAGES, "zh": zh.MESSAGES}
 LANGUAGES = tuple(CATALOGUES)
@@ -51,13 +53,22 @@ def t(key: str, **fields: Any) -> str:
 
 
 def tr(english: str) -> str:
-    """``english`` (a fixed text of the English catalogue) in this run's language.
+    """``english`` (a fixed text of the English catalogue, or a trace's
+    :class:`~lossctl.trace.phrases.Phrase`) in this run's language.
 
-    Text that is not in the English catalogue (numbers, names, a sentence built with
-    numbers in it) is returned as it is.
+    Text that is not in the English catalogue (numbers, names) is returned as it is.
     """
     if current() == "en":
         return english
+    if isinstance(english, Joined):
+        return t("list.semicolon").join(tr(part) for part in english.parts)
+    if isinstance(english, Phrase):
+        template = CATALOGUES[current()].get(english.key)
+        if template is None:
+            return str(english)
+        fields = english.fields.items()
+        phrases = (Phrase, Joined)
+        return template.format(**{k: tr(v) if isinstance(v, phrases) else v for k, v in fields})
     key = _BY_TEXT.get(english)
     return english if key is None else CATALOGUES[current()].get(key, english)
 
