@@ -188,9 +188,9 @@ def step_data(trace: Trace, step: Step, fmt: Formatter) -> dict[str, Any]:
         values["result"] = step.result
     return {
         "name": step.key,
-        "title": step.title,
-        "formula": step.formula,
-        "note": step.note,
+        "title": tr(step.title),
+        "formula": tr(step.formula),
+        "note": tr(step.note),
         "values": values,
     }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -266,3 +267,23 @@ def test_a_pickled_trace_still_speaks_chinese() -> None:
         for again in (pickle.loads(pickle.dumps(trace)), copy.deepcopy(trace)):
             assert "\n".join(rendered(explain_view(again, fmt=NumberFormat()))) == text
     assert "为什么有效" in text and "Why it works" not in text
+
+
+def test_explain_json_prose_follows_lang_and_keeps_its_numbers() -> None:
+    """--explain --json: titles and notes in the chosen language, the same names and values."""
+    import json
+
+    seed = [str(ROOT / "examples/seed/logits.json"), str(ROOT / "examples/seed/labels.json")]
+    seed += ["--explain", "--json"]
+    english = json.loads(run_in_process("ce", *seed).stdout)
+    chinese = json.loads(run_in_process("ce", *seed, "--lang", "zh").stdout)
+    assert [s["name"] for s in english["steps"]] == [s["name"] for s in chinese["steps"]]
+
+    def numbers(document: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in s["values"].items() if k != "remarks"} for s in document["steps"]]
+
+    assert numbers(english) == numbers(chinese)
+    assert english["steps"][1]["title"] == "Max-shift"
+    assert chinese["steps"][1]["title"] == "减去最大值"
+    notes = zip(english["steps"], chinese["steps"], strict=True)
+    assert all(s["note"] != t["note"] for s, t in notes if s["note"])
