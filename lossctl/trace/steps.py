@@ -56,17 +56,57 @@ def input_step(
     )
 
 
+_NORMALISING_TEXTS: dict[str, tuple[str, str, str]] = {
+    "shift": (
+        "Max-shift",
+        "x - max,   max = the largest x of each position",
+        "Subtract each position's largest value: exp(x - max) ≤ 1 cannot overflow, and "
+        "the probabilities do not change (exp(-max) cancels in the division).",
+    ),
+    "exp": (
+        "Exponentiate and sum",
+        "exp(x - max),   Σ = Σ_c exp(x_c - max),   lse = max + log Σ",
+        "exp makes every value positive and Σ adds them up per position; the max's term "
+        "is exactly 1, so 1 ≤ Σ ≤ classes, and lse = log Σ_c exp(x_c) without overflow.",
+    ),
+    "softmax": (
+        "Softmax",
+        "softmax = exp(x - max) / Σ",
+        "Each exp divided by its position's Σ: probabilities, each in [0, 1], that sum to 1 "
+        "at every position (the bars draw them).",
+    ),
+    "log_softmax": (
+        "Log of the softmax = log-softmax",
+        "log_softmax = log(softmax) = (x - max) - log Σ",
+        "The log of each probability: 0 for a certain class, more negative the less likely "
+        "it is. Computed as (x - max) - log Σ, not log(softmax): tiny probabilities keep "
+        "exact logs.",
+    ),
+}
+"""The title, formula and note of the steps from the logits to the log-softmax."""
+
+
+def _normalising_step(
+    key: str, *, grid: FloatArray, grid_key: str, columns: tuple[Column, ...]
+) -> Step:
+    """The step ``key`` of :data:`_NORMALISING_TEXTS` with its grid and columns."""
+    title, formula, note = _NORMALISING_TEXTS[key]
+    return Step(
+        key=key,
+        title=title,
+        formula=formula,
+        note=note,
+        grid=grid,
+        grid_key=grid_key,
+        columns=columns,
+    )
+
+
 def shift_step(rows: Rows, layout: Layout) -> Step:
     """``x - max``: the max-shift that makes ``exp`` safe."""
     p_rows = rows.at(layout.kept_positions)
-    return Step(
-        key="shift",
-        title="Max-shift",
-        formula="x - max,   max = the largest x of each position",
-        note=(
-            "Subtract each position's largest value: exp(x - max) ≤ 1 cannot overflow, and "
-            "the probabilities do not change (exp(-max) cancels in the division)."
-        ),
+    return _normalising_step(
+        "shift",
         grid=rows.stats.shifted[rows.at(layout.cell_position), layout.cell_class],
         grid_key="shifted",
         columns=(Column("max", "max", rows.maximum[p_rows]),),
@@ -83,14 +123,8 @@ def exp_step(rows: Rows, layout: Layout) -> Step:
         exp_cells = np.exp(shifted)
         total = np.exp(log_norm)
         lse = maximum + log_norm
-    return Step(
-        key="exp",
-        title="Exponentiate and sum",
-        formula="exp(x - max),   Σ = Σ_c exp(x_c - max),   lse = max + log Σ",
-        note=(
-            "exp makes every value positive and Σ adds them up per position; the max's term "
-            "is exactly 1, so 1 ≤ Σ ≤ classes, and lse = log Σ_c exp(x_c) without overflow."
-        ),
+    return _normalising_step(
+        "exp",
         grid=exp_cells,
         grid_key="exp",
         columns=(
@@ -107,14 +141,8 @@ def softmax_step(rows: Rows, layout: Layout) -> Step:
     with np.errstate(over="ignore"):
         probs = np.exp(rows.logp[cell_rows, layout.cell_class])
         sums = np.exp(rows.logp[rows.at(layout.kept_positions)]).sum(axis=1)
-    return Step(
-        key="softmax",
-        title="Softmax",
-        formula="softmax = exp(x - max) / Σ",
-        note=(
-            "Each exp divided by its position's Σ: probabilities, each in [0, 1], that sum to 1 "
-            "at every position (the bars draw them)."
-        ),
+    return _normalising_step(
+        "softmax",
         grid=probs,
         grid_key="softmax",
         columns=(Column("softmax_sum", "Σ", sums),),
@@ -124,15 +152,8 @@ def softmax_step(rows: Rows, layout: Layout) -> Step:
 def log_softmax_step(rows: Rows, layout: Layout, columns: tuple[Column, ...]) -> Step:
     """``(x - max) - log Σ``, computed without taking the log of the softmax."""
     cell_rows = rows.at(layout.cell_position)
-    return Step(
-        key="log_softmax",
-        title="Log of the softmax = log-softmax",
-        formula="log_softmax = log(softmax) = (x - max) - log Σ",
-        note=(
-            "The log of each probability: 0 for a certain class, more negative the less likely "
-            "it is. Computed as (x - max) - log Σ, not log(softmax): tiny probabilities keep "
-            "exact logs."
-        ),
+    return _normalising_step(
+        "log_softmax",
         grid=rows.logp[cell_rows, layout.cell_class],
         grid_key="log_softmax",
         columns=columns,
