@@ -16,9 +16,12 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from lossctl.core.kl_run import KLSpec
 
 LOSS = "Loss"
 INPUT = "Input"
@@ -117,6 +120,16 @@ StrictOption = Annotated[
         rich_help_panel=EXTRAS,
     ),
 ]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        envvar="DASK_SCHEDULER_ADDRESS",
+        show_envvar=True,
+        help="Dask cluster: tcp://HOST:PORT or local:N (the dask extra).",
+        rich_help_panel=INPUT,
+    ),
+]
 LabelSmoothingOption = Annotated[
     float,
     typer.Option("--label-smoothing", help="Smoothing ε in [0, 1].", rich_help_panel=LOSS),
@@ -196,16 +209,7 @@ class LossOptions:
         bool,
         typer.Option("--quiet", "-q", help="No progress bar on stderr.", rich_help_panel=OUTPUT),
     ] = False
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            "--scheduler",
-            envvar="DASK_SCHEDULER_ADDRESS",
-            show_envvar=True,
-            help="Dask cluster: tcp://HOST:PORT or local:N (the dask extra).",
-            rich_help_panel=INPUT,
-        ),
-    ] = None
+    scheduler: SchedulerOption = None
 
 
 @dataclass(frozen=True)
@@ -438,3 +442,17 @@ class KLOptions:
         typer.Option("--quiet", "-q", help="No progress bar on stderr.", rich_help_panel=OUTPUT),
     ] = False
     strict: StrictOption = False
+    scheduler: SchedulerOption = None
+
+    def spec(self) -> KLSpec:
+        """The core's spec of these options."""
+        from lossctl.core.kl_run import KLSpec
+
+        return KLSpec(
+            class_dim=self.class_dim,
+            log_probs=self.log_probs,
+            ignore_index=self.ignore_index,
+            both_directions=self.both_directions,
+            per_position=self.reduction == KLReduction.none,
+            shift=self.shift,
+        )

@@ -20,7 +20,7 @@ _EXPORTS = {
     "cross_entropy": "lossctl.dask.arrays",
     "loss_result": "lossctl.dask.arrays",
     "nll_loss": "lossctl.dask.arrays",
-    "EngineInfo": "lossctl.dask.shards",
+    "EngineInfo": "lossctl.dask.engine",
     "ShardOptions": "lossctl.dask.shards",
     "ShardScore": "lossctl.dask.shards",
     "score_shards": "lossctl.dask.shards",
@@ -39,7 +39,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from lossctl.dask.arrays import ClassAxisRechunkWarning, cross_entropy, loss_result, nll_loss
-    from lossctl.dask.shards import EngineInfo, ShardOptions, ShardScore, score_shards
+    from lossctl.dask.engine import EngineInfo
+    from lossctl.dask.shards import ShardOptions, ShardScore, score_shards
 
 
 def __getattr__(name: str) -> Any:
