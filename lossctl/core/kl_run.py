@@ -18,6 +18,8 @@ from lossctl.core.kl_stream import BlockObserver, KLPass, stream_kl
 from lossctl.core.spec import DEFAULT_IGNORE_INDEX
 from lossctl.errors import InputError
 
+_STREAM_KEYWORDS = ("log_probs", "ignore_index", "both_directions", "per_position")
+
 
 @dataclass(frozen=True)
 class KLSpec:
@@ -75,17 +77,10 @@ def run_kl(
     on_rows: Any = None,
 ) -> KLPass:
     """The statistics of the prepared arrays (``observe`` sees every block as stored)."""
+    keywords = {name: getattr(spec, name) for name in _STREAM_KEYWORDS}
+    arrays = (prepared.reference, prepared.other, prepared.labels)
     return stream_kl(
-        prepared.reference,
-        prepared.other,
-        prepared.labels,
-        class_dim=prepared.class_dim,
-        log_probs=spec.log_probs,
-        ignore_index=spec.ignore_index,
-        both_directions=spec.both_directions,
-        per_position=spec.per_position,
-        observe=observe,
-        on_rows=on_rows,
+        *arrays, class_dim=prepared.class_dim, observe=observe, on_rows=on_rows, **keywords
     )
 
 

@@ -36,8 +36,8 @@ from lossctl.core.exactsum import ZERO, ExactSum, exact_mean, exact_sum
 from lossctl.core.kl import (
     KL_REDUCTIONS,
     MEAN_WARNING,
-    KLBroadcastWarning,
     KLReductionMeanWarning,
+    broadcast_shape,
     kl_div_pointwise,
     kl_rows,
     rows_last,
@@ -111,19 +111,7 @@ def kl_div(
     t = _real(as_dask(target, "target"), "target")
     input_shape = tuple(int(n) for n in x.shape)
     if x.shape != t.shape:
-        try:
-            shape = np.broadcast_shapes(input_shape, tuple(int(n) for n in t.shape))
-        except ValueError:
-            raise InputError(
-                f"input shape {list(x.shape)} and target shape {list(t.shape)} do not "
-                "broadcast (torch: 'The size of tensor a must match the size of tensor b')"
-            ) from None
-        warnings.warn(
-            f"input shape {list(x.shape)} and target shape {list(t.shape)} differ; both were "
-            f"broadcast to {list(shape)} as torch does",
-            KLBroadcastWarning,
-            stacklevel=2,
-        )
+        shape = broadcast_shape(input_shape, tuple(int(n) for n in t.shape))
         x, t = da.broadcast_to(x, shape), da.broadcast_to(t, shape)
     t = t.rechunk(x.chunks)
     if reduction == "none":

@@ -5,17 +5,20 @@ never need it; the Dask tests import it at their top (without the extra they fai
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
+T = TypeVar("T")
 DASK = Path(sys.executable).parent / "dask"
 START_TIMEOUT = 30.0
 LOCAL_HTTP = "127.0.0.1:0"  # the HTTP servers (health, metrics) too listen on 127.0.0.1 only
@@ -94,3 +97,43 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield Cluster(address, workers, logs)
     finally:
         stop(*workers, scheduler)
+
+
+def with_a_worker_killed(cluster: Cluster, run: Callable[[Callable[[int, int], None]], T]) -> T:
+    """``run(on_done)`` while a third worker, started for it, is killed (SIGKILL) as soon
+    as it is seen computing (checked on the client each time a task finishes); asserts
+    that the kill happened mid-run with tasks on the victim, and returns ``run``'s result.
+    """
+    import distributed
+
+    name = f"victim-{time.monotonic_ns()}"  # not the name of an earlier victim
+    victim = start_worker(cluster.address, name, cluster.logs / f"{name}.log")
+    killed: list[tuple[int, int, list[str]]] = []
+    try:
+        address = ""
+        deadline = time.monotonic() + START_TIMEOUT
+        with cluster.client() as observer:
+            while not address:
+                assert time.monotonic() < deadline, "the victim worker did not start"
+                workers = observer.scheduler_info(n_workers=-1)["workers"]
+                address = next((a for a, w in workers.items() if w["name"] == name), "")
+                time.sleep(0 if address else 0.1)
+
+        def kill_when_busy(done: int, total: int) -> None:
+            """Called on the client as tasks finish: SIGKILL the victim while it computes."""
+            if killed or done >= total:
+                return
+            client = distributed.default_client()  # the engine's own client (same loop)
+            running = client.processing(workers=[address]).get(address, [])
+            if running:
+                os.kill(victim.pid, signal.SIGKILL)
+                killed.append((done, total, list(running)))
+
+        result = run(kill_when_busy)
+    finally:
+        stop(victim)
+    assert killed, "the victim worker was never seen computing"
+    assert victim.wait(timeout=10) == -signal.SIGKILL
+    done_at_kill, total, lost = killed[0]
+    assert done_at_kill < total and lost
+    return result

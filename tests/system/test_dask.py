@@ -9,14 +9,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import dask.array as da
-import distributed
 import numpy as np
 import pytest
 
@@ -28,7 +26,7 @@ from lossctl.core.spec import LossSpec
 from lossctl.dask import ShardOptions, score_shards
 from lossctl.errors import InputError, ReadError
 from lossctl.io.readers import read_array
-from tests.system.conftest import START_TIMEOUT, Cluster, start_worker, stop
+from tests.system.conftest import Cluster, with_a_worker_killed
 
 CLASSES = 64
 
@@ -169,34 +167,11 @@ def test_a_worker_killed_during_the_run(cluster: Cluster, tmp_path: Path) -> Non
     logits = save(tmp_path / "big.npy", rng.normal(size=(12_000, 128)).astype(np.float32))
     labels = save(tmp_path / "big-labels.npy", rng.integers(0, 128, 12_000))
     pairs = [(logits, labels)] * 24  # 24 tasks of about 0.06 s each
-    victim = start_worker(cluster.address, "victim", cluster.logs / "victim.log")
-    killed: list[tuple[int, list[str]]] = []
-    try:
-        with cluster.client() as observer:
-            observer.wait_for_workers(3, timeout=START_TIMEOUT)
-            workers = observer.scheduler_info(n_workers=-1)["workers"]
-            (address,) = [a for a, w in workers.items() if w["name"] == "victim"]
-
-        def kill_when_busy(done: int, total: int) -> None:
-            """Called on the client as tasks finish: SIGKILL the victim while it computes."""
-            if killed or done >= total:
-                return
-            client = distributed.default_client()  # score_shards' own client (same loop)
-            running = client.processing(workers=[address]).get(address, [])
-            if running:
-                os.kill(victim.pid, signal.SIGKILL)
-                killed.append((done, list(running)))
-
-        options = ShardOptions(LossSpec(reduction="sum"))
-        scores, engine = score_shards(
-            pairs, options, scheduler=cluster.address, on_done=kill_when_busy
-        )
-    finally:
-        stop(victim)
-    assert killed, "the victim worker was never seen computing"
-    assert victim.wait(timeout=10) == -signal.SIGKILL
-    done_at_kill, lost = killed[0]
-    assert done_at_kill < len(pairs) and lost
+    options = ShardOptions(LossSpec(reduction="sum"))
+    scores, engine = with_a_worker_killed(
+        cluster,
+        lambda on_done: score_shards(pairs, options, scheduler=cluster.address, on_done=on_done),
+    )
     assert engine["tasks"] == len(pairs) == len(scores)
     values = read_array(logits)
     one = lossctl.loss_result(
