@@ -11,7 +11,7 @@ import typer
 from lossctl.cli.emit import emit_document, emit_rich, number_format, summary
 from lossctl.cli.inputs import check_stdin, read
 from lossctl.cli.loss import finish_strict
-from lossctl.cli.options import KLOptions, KLReduction, OutputOptions
+from lossctl.cli.options import KLOptions, OutputOptions
 from lossctl.cli.streams import note, warn
 from lossctl.errors import InputError
 
@@ -230,7 +230,7 @@ def report(
         }
         inputs = [s.sources for s in shards]
         per_position = None
-        if options.reduction == KLReduction.none:
+        if options.reduction == "none":
             parts = [s.result.per_position for s in shards]
             per_position = np.concatenate([np.ravel(p) for p in parts if p is not None])
     from lossctl.render.messages import finding_json

@@ -453,6 +453,6 @@ class KLOptions:
             log_probs=self.log_probs,
             ignore_index=self.ignore_index,
             both_directions=self.both_directions,
-            per_position=self.reduction == KLReduction.none,
+            per_position=self.reduction == "none",
             shift=self.shift,
         )
