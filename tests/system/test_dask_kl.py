@@ -26,7 +26,7 @@ from lossctl.dask import KLShardOptions, score_kl_shards
 from lossctl.doctor.kl import KLInputCheck
 from lossctl.errors import InputError, ReadError
 from lossctl.io.readers import read_array
-from tests.helpers import ROOT, Run, clean_env, run_lossctl
+from tests.helpers import ROOT, Run, clean_env, run_in_process, run_lossctl
 from tests.system.conftest import Cluster, with_a_worker_killed
 
 CLASSES = 48
@@ -244,3 +244,5 @@ def test_without_the_extra_one_line_says_how_to_install(groups: Groups, tmp_path
     run = run_lossctl("kl", *groups[0], "--scheduler", "local:1", env=env)
     line = run.error_line()
     assert line.endswith("needs the dask extra: pip install 'lossctl[dask]'"), line
+    explained = run_in_process("kl", *groups[0], "--scheduler", "tcp://127.0.0.1:9", "--explain")
+    assert explained.error_line().startswith("lossctl: error: --explain works on one input")
