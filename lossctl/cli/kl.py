@@ -131,9 +131,7 @@ def compute(
             from lossctl.trace.kl import explain_kl
 
             trace = explain_kl(
-                prepared.reference,
-                prepared.other,
-                prepared.labels,
+                *prepared.arrays,
                 class_dim=result.class_dim,
                 log_probs=options.log_probs,
                 ignore_index=options.ignore_index,

@@ -72,14 +72,6 @@ def kl_div_pointwise(input: FloatArray, target: FloatArray, log_target: bool) ->
         return np.asarray(xlogy - target * input, dtype=np.float64)
 
 
-def _total(values: FloatArray) -> float:
-    exact = exact_sum(values)
-    if exact is None:
-        with np.errstate(invalid="ignore", over="ignore"):
-            return float(np.sum(values))
-    return exact.to_float()
-
-
 def broadcast_shape(input_shape: tuple[int, ...], target_shape: tuple[int, ...]) -> tuple[int, ...]:
     """The shape two different shapes broadcast to, as in torch, with a
     :class:`KLBroadcastWarning` for the caller of the caller (``kl_div``'s caller)."""
@@ -97,6 +89,14 @@ def broadcast_shape(input_shape: tuple[int, ...], target_shape: tuple[int, ...])
         stacklevel=3,
     )
     return shape
+
+
+def _total(values: FloatArray) -> float:
+    exact = exact_sum(values)
+    if exact is None:
+        with np.errstate(invalid="ignore", over="ignore"):
+            return float(np.sum(values))
+    return exact.to_float()
 
 
 def kl_div(

@@ -42,6 +42,11 @@ class Prepared:
     labels: npt.NDArray[Any] | None
     class_dim: int | None
 
+    @property
+    def arrays(self) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any] | None]:
+        """(reference, other, labels), as :func:`~lossctl.core.kl_stream.stream_kl` takes them."""
+        return self.reference, self.other, self.labels
+
 
 def prepare(
     spec: KLSpec,
@@ -78,9 +83,8 @@ def run_kl(
 ) -> KLPass:
     """The statistics of the prepared arrays (``observe`` sees every block as stored)."""
     keywords = {name: getattr(spec, name) for name in _STREAM_KEYWORDS}
-    arrays = (prepared.reference, prepared.other, prepared.labels)
     return stream_kl(
-        *arrays, class_dim=prepared.class_dim, observe=observe, on_rows=on_rows, **keywords
+        *prepared.arrays, class_dim=prepared.class_dim, observe=observe, on_rows=on_rows, **keywords
     )
 
 
