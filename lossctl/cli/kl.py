@@ -12,7 +12,7 @@ from lossctl.cli.emit import emit_document, emit_rich, number_format, summary
 from lossctl.cli.inputs import check_stdin, read
 from lossctl.cli.loss import finish_strict
 from lossctl.cli.options import KLOptions, OutputOptions
-from lossctl.cli.streams import warn
+from lossctl.cli.streams import note, warn
 from lossctl.errors import InputError
 
 if TYPE_CHECKING:
@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
     from lossctl.core.kl_stats import KLStats
     from lossctl.core.kl_stream import KLPass
+    from lossctl.dask.engine import EngineInfo
     from lossctl.doctor import Finding
+    from lossctl.doctor.kl import KLInputCheck
     from lossctl.io.readers import Loaded
 
 
@@ -48,20 +50,49 @@ def run(options: KLOptions, output: OutputOptions, files: list[str]) -> None:
     groups = split_groups(files, (2, 3))
     if len(groups) > 1 and output.explain:
         raise InputError("--explain works on one input at a time; run it per shard")
-    check_stdin([spec for group in groups for spec in group])
-    progress = Progress(0, "positions", enabled=not options.quiet)
-    try:
-        shards = [compute(options, output, group, progress.advance) for group in groups]
-    finally:
-        progress.close()
+    engine = None
+    if options.scheduler:
+        if output.explain:
+            raise InputError("--explain works on one input here, not on a Dask cluster")
+        shards, engine = run_on_cluster(options, groups, options.scheduler)
+    else:
+        check_stdin([spec for group in groups for spec in group])
+        progress = Progress(0, "positions", enabled=not options.quiet)
+        try:
+            shards = [compute(options, output, group, progress.advance) for group in groups]
+        finally:
+            progress.close()
     messages: list[str] = []
     for shard in shards:
         prefix = f"{shard.sources['reference']}: " if len(shards) > 1 else ""
         messages += [prefix + message for message in shard.messages]
     for message in messages:
         warn(message)
-    report(options, output, shards, messages)
+    report(options, output, shards, messages, engine)
     finish_strict(options.strict, messages)
+
+
+def run_on_cluster(
+    options: KLOptions, groups: list[tuple[str, ...]], scheduler: str
+) -> tuple[list[Shard], EngineInfo]:
+    """Every group read and streamed by a Dask worker (``--scheduler``), the doctor's check
+    run there on every block; the statistics and checks combined here, in group order."""
+    from functools import partial
+
+    from lossctl.cli.progress import following_tasks
+    from lossctl.dask.kl_shards import KLShardOptions, score_kl_shards
+    from lossctl.doctor.kl import KLInputCheck
+
+    shard_options = KLShardOptions(options.spec(), key=options.key, labels_key=options.labels_key)
+    make_check = partial(KLInputCheck, options.log_probs)
+    with following_tasks(len(groups), options.quiet) as on_done:
+        scores, engine = score_kl_shards(
+            groups, make_check, shard_options, scheduler=scheduler, on_done=on_done
+        )
+    for text in (text for score in scores for text in score.notes):
+        note(text)
+    shards = [checked_shard(s.result, s.sources, KLInputCheck.combined(s.checks)) for s in scores]
+    return shards, engine
 
 
 def _labels_array(labels: Loaded | None) -> npt.NDArray[Any] | None:
@@ -72,7 +103,7 @@ def compute(
     options: KLOptions, output: OutputOptions, group: tuple[str, ...], advance: Any
 ) -> Shard:
     """Read one group and stream it (with the doctor watching every block)."""
-    from lossctl.core.kl_stream import stream_kl
+    from lossctl.core.kl_run import prepare, run_kl
     from lossctl.doctor.kl import KLInputCheck
 
     ref = read(group[0], options.key)
@@ -83,63 +114,43 @@ def compute(
         "other": oth.source,
         "labels": None if lab is None else lab.source,
     }
-    x, y, labels = ref.array, oth.array, _labels_array(lab)
-    class_dim = options.class_dim
-    if class_dim is None and isinstance(ref.meta.get("dim"), int):
-        class_dim = int(ref.meta["dim"])  # type: ignore[call-overload]
+    spec = options.spec()
+    stored = ref.meta.get("dim")
     check = KLInputCheck(options.log_probs)
     try:
-        if options.shift:
-            x, y, labels, class_dim = _shifted(x, y, labels, class_dim)
-        result = stream_kl(
-            x,
-            y,
-            labels,
-            class_dim=class_dim,
-            log_probs=options.log_probs,
-            ignore_index=options.ignore_index,
-            both_directions=options.both_directions,
-            per_position=options.reduction == "none",
-            observe=check.observe,
-            on_rows=advance,
+        prepared = prepare(
+            spec,
+            ref.array,
+            oth.array,
+            _labels_array(lab),
+            stored if isinstance(stored, int) else None,
         )
+        result = run_kl(spec, prepared, observe=check.observe, on_rows=advance)
         trace = None
         if output.explain:
             from lossctl.trace.kl import explain_kl
 
             trace = explain_kl(
-                x,
-                y,
-                labels,
+                *prepared.arrays,
                 class_dim=result.class_dim,
                 log_probs=options.log_probs,
                 ignore_index=options.ignore_index,
             )
     except InputError as error:
         raise error.located(sources) from None
+    return checked_shard(result, sources, check, trace)
+
+
+def checked_shard(
+    result: KLPass, sources: dict[str, str | None], check: KLInputCheck, trace: Any = None
+) -> Shard:
+    """A computed group with its findings and messages (the same locally and on Dask)."""
     from lossctl.render.messages import kl_pass_messages, message
 
     findings = check.findings({k: v for k, v in sources.items() if v})
     shard = Shard(result, sources, findings, [message(f) for f in findings], trace)
     shard.messages += kl_pass_messages(result)
     return shard
-
-
-def _shifted(
-    x: npt.NDArray[Any], y: npt.NDArray[Any], labels: npt.NDArray[Any] | None, class_dim: int | None
-) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any], int]:
-    from lossctl.core.metrics import causal_shift
-
-    if labels is None:
-        raise InputError("--shift aligns the logits with the next token: give LABELS")
-    if x.shape != y.shape:
-        raise InputError(
-            f"reference shape {list(x.shape)} and other shape {list(y.shape)} differ: "
-            "kl compares two models' outputs for the same positions and classes"
-        )
-    x2, labels2, axis = causal_shift(x, labels, class_dim)
-    y2, _, _ = causal_shift(y, labels, class_dim)
-    return x2, y2, labels2, axis
 
 
 def settings_of(result: KLPass, options: KLOptions) -> dict[str, Any]:
@@ -158,7 +169,11 @@ def settings_of(result: KLPass, options: KLOptions) -> dict[str, Any]:
 
 
 def report(
-    options: KLOptions, output: OutputOptions, shards: list[Shard], messages: list[str]
+    options: KLOptions,
+    output: OutputOptions,
+    shards: list[Shard],
+    messages: list[str],
+    engine: EngineInfo | None = None,
 ) -> None:
     import numpy as np
 
@@ -195,7 +210,16 @@ def report(
 
     findings = [finding_json(f) for s in shards for f in s.findings]
     emit(
-        stats, reverse, settings, inputs, messages, findings, output, per_position, shards[0].trace
+        stats,
+        reverse,
+        settings,
+        inputs,
+        messages,
+        findings,
+        output,
+        per_position,
+        shards[0].trace,
+        engine,
     )
 
 
@@ -209,8 +233,10 @@ def emit(
     output: OutputOptions,
     per_position: Any = None,
     trace: Any = None,
+    engine: EngineInfo | None = None,
 ) -> None:
-    """The document (``--json`` / ``-o``) and the tables of one result or a merge."""
+    """The document (``--json`` / ``-o``) and the tables of one result or a merge
+    (``engine``: the Dask cluster that computed it)."""
     import numpy as np
 
     from lossctl.core.kl_stream import kl_summary
@@ -224,6 +250,8 @@ def emit(
             document["per_position"] = per_position
         if trace is not None:
             document["steps"] = trace.as_json()
+        if engine is not None:
+            document["engine"] = engine
         array = per_position if per_position is not None else np.asarray(numbers["kl"]["mean"])
         emit_document(document, output, array)
     if output.json:

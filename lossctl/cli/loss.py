@@ -166,7 +166,7 @@ def finish_shards(
 
 def run_on_cluster(request: LossRequest, pairs: list[tuple[str, str]], scheduler: str) -> None:
     """The shards scored by Dask workers (``--scheduler``), merged here exactly."""
-    from lossctl.cli.progress import Progress
+    from lossctl.cli.progress import following_tasks
     from lossctl.dask.shards import ShardOptions, score_shards
 
     refuse_per_input_extras(request)
@@ -182,16 +182,8 @@ def run_on_cluster(request: LossRequest, pairs: list[tuple[str, str]], scheduler
         key=request.target.key,
         labels_key=request.target.labels_key,
     )
-    progress = Progress(len(pairs), "tasks", enabled=not request.loss.quiet)
-    try:
-        scores, engine = score_shards(
-            pairs,
-            options,
-            scheduler=scheduler,
-            on_done=lambda done, total: progress.advance(1, total),
-        )
-    finally:
-        progress.close()
+    with following_tasks(len(pairs), request.loss.quiet) as on_done:
+        scores, engine = score_shards(pairs, options, scheduler=scheduler, on_done=on_done)
     messages = [f"{s.source}: {message}" for s in scores for message in s.messages]
     per_position = [s.per_position for s in scores]
     finish_shards(request, pairs, [s.partial for s in scores], per_position, messages, dict(engine))

@@ -15,9 +15,12 @@ import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
+
+if TYPE_CHECKING:
+    from lossctl.core.kl_run import KLSpec
 
 LOSS = "Loss"
 INPUT = "Input"
@@ -100,6 +103,16 @@ LabelsKeyOption = Annotated[
     str | None, option(INPUT, "--labels-key", help="Array to take from the labels file.")
 ]
 QuietOption = Annotated[bool, option(OUTPUT, "--quiet", "-q", help="No progress bar on stderr.")]
+SchedulerOption = Annotated[
+    str | None,
+    option(
+        INPUT,
+        "--scheduler",
+        envvar="DASK_SCHEDULER_ADDRESS",
+        show_envvar=True,
+        help="Dask cluster: tcp://HOST:PORT or local:N (the dask extra).",
+    ),
+]
 LabelSmoothingOption = Annotated[
     float,
     option(LOSS, "--label-smoothing", help="Smoothing ε in [0, 1]."),
@@ -150,16 +163,7 @@ class LossOptions:
         option(INPUT, "--manifest", help="File of 'INPUT LABELS' lines."),
     ] = None
     quiet: QuietOption = False
-    scheduler: Annotated[
-        str | None,
-        option(
-            INPUT,
-            "--scheduler",
-            envvar="DASK_SCHEDULER_ADDRESS",
-            show_envvar=True,
-            help="Dask cluster: tcp://HOST:PORT or local:N (the dask extra).",
-        ),
-    ] = None
+    scheduler: SchedulerOption = None
 
 
 @dataclass(frozen=True)
@@ -362,3 +366,17 @@ class KLOptions:
     labels_key: LabelsKeyOption = None
     quiet: QuietOption = False
     strict: StrictOption = False
+    scheduler: SchedulerOption = None
+
+    def spec(self) -> KLSpec:
+        """The core's spec of these options."""
+        from lossctl.core.kl_run import KLSpec
+
+        return KLSpec(
+            class_dim=self.class_dim,
+            log_probs=self.log_probs,
+            ignore_index=self.ignore_index,
+            both_directions=self.both_directions,
+            per_position=self.reduction == "none",
+            shift=self.shift,
+        )

@@ -10,6 +10,8 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -67,3 +69,14 @@ class Progress:
             if self._bar is not None:
                 self._bar.stop()
                 self._bar = None
+
+
+@contextmanager
+def following_tasks(tasks: int, quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """A bar of cluster tasks: yields the ``on_done(done, total)`` the engine calls as each
+    task finishes (``lossctl ce`` and ``kl`` with ``--scheduler``)."""
+    progress = Progress(tasks, "tasks", enabled=not quiet)
+    try:
+        yield lambda done, total: progress.advance(1, total)
+    finally:
+        progress.close()

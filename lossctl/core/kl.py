@@ -72,6 +72,25 @@ def kl_div_pointwise(input: FloatArray, target: FloatArray, log_target: bool) ->
         return np.asarray(xlogy - target * input, dtype=np.float64)
 
 
+def broadcast_shape(input_shape: tuple[int, ...], target_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape two different shapes broadcast to, as in torch, with a
+    :class:`KLBroadcastWarning` for the caller of the caller (``kl_div``'s caller)."""
+    try:
+        shape = np.broadcast_shapes(input_shape, target_shape)
+    except ValueError:
+        raise InputError(
+            f"input shape {list(input_shape)} and target shape {list(target_shape)} do not "
+            "broadcast (torch: 'The size of tensor a must match the size of tensor b')"
+        ) from None
+    warnings.warn(
+        f"input shape {list(input_shape)} and target shape {list(target_shape)} differ; both "
+        f"were broadcast to {list(shape)} as torch does",
+        KLBroadcastWarning,
+        stacklevel=3,
+    )
+    return shape
+
+
 def _total(values: FloatArray) -> float:
     exact = exact_sum(values)
     if exact is None:
@@ -101,19 +120,7 @@ def kl_div(
     x = _float64(input, "input")
     t = _float64(target, "target")
     if x.shape != t.shape:
-        try:
-            shape = np.broadcast_shapes(x.shape, t.shape)
-        except ValueError:
-            raise InputError(
-                f"input shape {list(x.shape)} and target shape {list(t.shape)} do not "
-                "broadcast (torch: 'The size of tensor a must match the size of tensor b')"
-            ) from None
-        warnings.warn(
-            f"input shape {list(x.shape)} and target shape {list(t.shape)} differ; both were "
-            f"broadcast to {list(shape)} as torch does",
-            KLBroadcastWarning,
-            stacklevel=2,
-        )
+        shape = broadcast_shape(x.shape, t.shape)
         xb, tb = np.broadcast_to(x, shape), np.broadcast_to(t, shape)
     else:
         xb, tb = x, t
@@ -348,6 +355,7 @@ __all__ = [
     "MEAN_WARNING",
     "KLBroadcastWarning",
     "KLReductionMeanWarning",
+    "broadcast_shape",
     "kl_div",
     "kl_logits",
     "kl_rows",

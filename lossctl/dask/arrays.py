@@ -8,8 +8,8 @@ size divided by the number of classes); the pieces are combined exactly, in bloc
 so the :class:`~lossctl.core.losses.LossResult` is the one the core computes in memory.
 The blocks run on whatever scheduler Dask is using (threads, or a ``distributed.Client``).
 
-Extension point: an op is a name in :data:`BLOCK_OPS` and a public wrapper below; ``kl_div``
-is to be added the same way, with its own partial sums.
+The helpers :func:`as_dask` and :func:`classes_in_one_chunk` serve
+:mod:`lossctl.dask.kl_arrays` too (``kl_div``, ``kl_statistics``, ``kl_logits``).
 """
 
 from __future__ import annotations
@@ -65,7 +65,31 @@ def _score_block(spec: LossSpec, logits: npt.NDArray[Any], targets: npt.NDArray[
     )
 
 
-def _require_dask() -> tuple[Any, Any]:
+def as_dask(value: Any, what: str) -> Any:
+    """``value`` as a ``dask.array`` (as given if it is one) of known chunk sizes."""
+    _, da = require_dask()
+    array = value if isinstance(value, da.Array) else da.asarray(value)
+    if any(math.isnan(n) for n in array.shape):
+        raise InputError(f"the {what} has unknown chunk sizes; call compute_chunk_sizes()")
+    return array
+
+
+def classes_in_one_chunk(array: Any, axis: int, what: str, stacklevel: int = 4) -> Any:
+    """``array`` with its class axis in one chunk: rechunked, with a
+    :class:`ClassAxisRechunkWarning` (pointing at the public function's caller), if split."""
+    chunks = len(array.chunks[axis])
+    if chunks == 1:
+        return array
+    warnings.warn(
+        f"the class axis ({axis}) of the {what} is split into {chunks} chunks; rechunking "
+        "it into one (each block needs all the classes of its rows)",
+        ClassAxisRechunkWarning,
+        stacklevel=stacklevel,
+    )
+    return array.rechunk({axis: -1})
+
+
+def require_dask() -> tuple[Any, Any]:
     """``dask`` and ``dask.array``, untyped (Dask's annotations are partial)."""
     try:
         import dask
@@ -101,24 +125,12 @@ def loss_result(op: LossOp, input: Any, target: Any, **options: Unpack[LossKeywo
     ``per_position`` included.
     """
     spec = spec_of(op, options)
-    dask, da = _require_dask()
-
-    logits = input if isinstance(input, da.Array) else da.asarray(input)
-    labels = target if isinstance(target, da.Array) else da.asarray(target)
-    for array, what in ((logits, "input"), (labels, "target")):
-        if any(math.isnan(n) for n in array.shape):
-            raise InputError(f"the {what} has unknown chunk sizes; call compute_chunk_sizes()")
+    dask, _ = require_dask()
+    logits, labels = as_dask(input, "input"), as_dask(target, "target")
     input_shape = tuple(int(n) for n in logits.shape)
     target_shape = tuple(int(n) for n in labels.shape)
     axis = _class_axis(input_shape, target_shape, spec.class_dim)
-    if len(logits.chunks[axis]) > 1:
-        warnings.warn(
-            f"the class axis ({axis}) of the input is split into {len(logits.chunks[axis])} "
-            "chunks; rechunking it into one (each block needs all the classes of its rows)",
-            ClassAxisRechunkWarning,
-            stacklevel=3,
-        )
-        logits = logits.rechunk({axis: -1})
+    logits = classes_in_one_chunk(logits, axis, "input")
     probabilities = target_shape == input_shape
     position_chunks = logits.chunks[:axis] + logits.chunks[axis + 1 :]
     labels = labels.rechunk(logits.chunks if probabilities else position_chunks)

@@ -12,7 +12,8 @@ the one ``lossctl ce SHARDS…`` computes on one machine.
 A shard that cannot be read (or whose values are refused) fails the run with that
 shard's one-line error, as the same :class:`~lossctl.errors.LossctlError` type; the other
 tasks are cancelled, and no partial loss is returned. Tasks are pure functions of their
-files, so Dask reruns them elsewhere (``retries=2``) when a worker dies.
+files, so Dask reruns them elsewhere (``retries=2``) when a worker dies
+(:mod:`lossctl.dask.engine`, shared with :mod:`lossctl.dask.kl_shards`).
 
 Dask is imported only when :func:`score_shards` runs (``pip install 'lossctl[dask]'``).
 """
@@ -23,10 +24,9 @@ import dataclasses
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from functools import partial
 
 import numpy as np
 
@@ -40,13 +40,10 @@ from lossctl.core.losses import (
 from lossctl.core.merge import Partial, partial_from_result
 from lossctl.core.spec import LossSpec
 from lossctl.dask._combine import combine_partials
-from lossctl.errors import InputError, LossctlError, ReadError
+from lossctl.dask.engine import EngineInfo, refuse_stdin, run_tasks
+from lossctl.errors import InputError, LossctlError
 
-SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 SPLIT_BYTES = 256 << 20  # .npy inputs larger than this are scored in row ranges of this size
-RETRIES = 2
-CONNECT_TIMEOUT = "10s"
-INSTALL_HINT = "pip install 'lossctl[dask]'"
 
 
 @dataclass(frozen=True)
@@ -73,15 +70,6 @@ class ShardScore:
     workers: tuple[str, ...]  # the worker(s) that computed it
 
 
-class EngineInfo(TypedDict):
-    """The ``"engine"`` member of the ``--json`` document."""
-
-    name: str
-    scheduler: str
-    workers: int
-    tasks: int
-
-
 @dataclass(frozen=True)
 class _Task:
     shard: int
@@ -89,23 +77,6 @@ class _Task:
     labels_spec: str
     rows: tuple[int, int] | None  # a row range of a large .npy shard, else the whole shard
     class_dim: int | None
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """A :class:`LossctlError` raised on a worker, carried back as data (not retried)."""
-
-    kind: str  # "read", "input" or "other"
-    message: str
-    source: str | None = None
-    detail: str | None = None
-
-    def error(self) -> LossctlError:
-        if self.kind == "read" and self.source is not None and self.detail is not None:
-            return ReadError(self.source, self.detail)
-        if self.kind == "input":
-            return InputError(self.message)
-        return LossctlError(self.message)
 
 
 def score_shards(
@@ -126,133 +97,24 @@ def score_shards(
     options = options or ShardOptions()
     if not pairs:
         raise InputError("no shards to score: give one or more INPUT LABELS pairs")
-    for spec in (spec for pair in pairs for spec in pair):
-        if spec == "-":
-            raise InputError(
-                "'-' (standard input) cannot be read by Dask workers; give files by path"
-            )
+    refuse_stdin([spec for pair in pairs for spec in pair])
     tasks, planning_messages = _plan(pairs, options)
-    with _client(_address(scheduler)) as (client, address):
-        futures = [
-            client.submit(_score_task, task, options, retries=RETRIES, pure=False, key=_key(task))
-            for task in tasks
-        ]
-        index = {future.key: i for i, future in enumerate(futures)}
-        outcomes = _gather(futures, index, on_done)
+    done, engine = run_tasks(
+        tasks, partial(_score, options), scheduler=scheduler, on_done=on_done, name=_name
+    )
+    outcomes = [dataclasses.replace(d.value, workers=(d.worker,)) for d in done]
     scores = _assemble(tasks, outcomes, planning_messages, options.spec.reduction, len(pairs))
-    workers = {worker for score in scores for worker in score.workers}
-    engine: EngineInfo = {
-        "name": "dask",
-        "scheduler": address,
-        "workers": len(workers),
-        "tasks": len(tasks),
-    }
     return scores, engine
 
 
-# ------------------------------------------------------------------ client side
-
-
-def _address(scheduler: str | None) -> str:
-    address = scheduler or os.environ.get(SCHEDULER_ENV, "")
-    if not address:
-        raise InputError(
-            f"no Dask scheduler: give its address (tcp://HOST:PORT, or local:N) or set "
-            f"${SCHEDULER_ENV}"
-        )
-    return address
-
-
-def _local_workers(address: str) -> int | None:
-    if not address.startswith("local:"):
-        return None
-    text = address.removeprefix("local:")
-    if not text.isdigit() or int(text) < 1:
-        raise InputError(f"scheduler {address!r}: local:N takes a number of workers N >= 1")
-    return int(text)
-
-
-def _require_dask() -> Any:
-    try:
-        import distributed
-    except ImportError:
-        raise LossctlError(
-            f"scoring shards on a Dask cluster needs the dask extra: {INSTALL_HINT}"
-        ) from None
-    return distributed
-
-
-@contextmanager
-def _client(address: str) -> Iterator[tuple[Any, str]]:
-    """A connected ``distributed.Client`` (and the scheduler's address), closed afterwards."""
-    distributed = _require_dask()
-    workers = _local_workers(address)
-    cluster = None
-    try:
-        if workers is not None:
-            cluster = distributed.LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,  # no dashboard; its HTTP server on a free local port:
-                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                worker_dashboard_address="127.0.0.1:0",
-            )
-            client = distributed.Client(cluster, timeout=CONNECT_TIMEOUT)
-        else:
-            client = distributed.Client(address, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError, ValueError) as error:
-        if cluster is not None:
-            cluster.close()
-        raise LossctlError(f"cannot reach the Dask scheduler at {address}: {error}") from None
-    try:
-        yield client, str(client.scheduler.address)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
-def _key(task: _Task) -> str:
+def _name(task: _Task) -> str:
     rows = "" if task.rows is None else f"-rows{task.rows[0]}-{task.rows[1]}"
-    return f"lossctl-shard{task.shard}{rows}-{os.urandom(4).hex()}"
-
-
-def _gather(
-    futures: list[Any], index: dict[str, int], on_done: Callable[[int, int], None] | None
-) -> list[ShardScore | None]:
-    """The tasks' results by position; the first failure cancels the rest and is raised."""
-    from distributed import as_completed
-
-    outcomes: list[ShardScore | None] = [None] * len(futures)
-    try:
-        completed = as_completed(futures)  # type: ignore[no-untyped-call]
-        for done, future in enumerate(completed, start=1):
-            try:
-                outcome = future.result()
-            except Exception as error:
-                if type(error).__name__ == "KilledWorker":
-                    raise LossctlError(
-                        f"the Dask workers scoring {future.key} kept dying; see the "
-                        f"workers' logs ({error})"
-                    ) from None
-                raise
-            if isinstance(outcome, _Failure):
-                raise outcome.error()
-            outcomes[index[future.key]] = outcome
-            if on_done is not None:
-                on_done(done, len(futures))
-    except BaseException:
-        for future in futures:
-            future.cancel()
-        raise
-    return outcomes
+    return f"shard{task.shard}{rows}"
 
 
 def _assemble(
     tasks: list[_Task],
-    outcomes: list[ShardScore | None],
+    outcomes: list[ShardScore],
     planning_messages: dict[int, list[str]],
     reduction: str,
     shards: int,
@@ -260,7 +122,6 @@ def _assemble(
     """Row-range pieces back into one score per shard, in row order."""
     pieces: list[list[ShardScore]] = [[] for _ in range(shards)]
     for task, outcome in zip(tasks, outcomes, strict=True):
-        assert outcome is not None, "every task either finished or raised"
         pieces[task.shard].append(outcome)
     scores = []
     for shard, parts in enumerate(pieces):
@@ -310,48 +171,57 @@ def _row_ranges(
     class axis resolved on the whole shard, and the warnings that raised; ``None`` to score
     the shard in one task (small, not ``.npy``, not readable here, or split along classes).
     """
-    if not (input_spec.endswith(".npy") and labels_spec.endswith(".npy")):
+    shapes = large_npy_shapes([input_spec, labels_spec], options.split_bytes)
+    if shapes is None:
         return None
+    shape, labels_shape = shapes
     try:
-        if os.path.getsize(input_spec) <= options.split_bytes:
-            return None
-        from lossctl.io.readers import read_array
-
-        shape = read_array(input_spec).array.shape
-        labels_shape = read_array(labels_spec).array.shape
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if options.spec.class_dim is None:
                 class_dim = infer_class_dim(shape, labels_shape)
             else:
                 class_dim = normalize_axis(options.spec.class_dim, len(shape), "class axis")
-    except (OSError, LossctlError):
+    except LossctlError:
         return None  # the worker reads it and reports the problem
+    ranges = row_ranges(input_spec, shape, class_dim, options.split_bytes)
+    return None if ranges is None else (ranges, class_dim, [str(w.message) for w in caught])
+
+
+def large_npy_shapes(specs: Sequence[str], split_bytes: int) -> list[tuple[int, ...]] | None:
+    """The shapes of a shard's ``.npy`` files (headers only) when its first file is over
+    ``split_bytes``; ``None`` when it is small, not all ``.npy``, or not readable here
+    (the worker reads it and reports the problem)."""
+    if not all(spec.endswith(".npy") for spec in specs):
+        return None
+    try:
+        if os.path.getsize(specs[0]) <= split_bytes:
+            return None
+        from lossctl.io.readers import read_array
+
+        return [tuple(int(n) for n in read_array(spec).array.shape) for spec in specs]
+    except (OSError, LossctlError):
+        return None
+
+
+def row_ranges(
+    path: str, shape: tuple[int, ...], class_dim: int, split_bytes: int
+) -> list[tuple[int, int]] | None:
+    """Ranges of rows (axis 0) of about ``split_bytes`` of the file each; ``None`` when the
+    rows cannot be split (the classes on axis 0, or fewer than 2 rows)."""
     if class_dim == 0 or len(shape) < 2 or shape[0] < 2:
         return None
-    row_bytes = max(1, os.path.getsize(input_spec) // shape[0])
-    step = max(1, options.split_bytes // row_bytes)
+    row_bytes = max(1, os.path.getsize(path) // shape[0])
+    step = max(1, split_bytes // row_bytes)
     count = math.ceil(shape[0] / step)
-    ranges = [(i * step, min((i + 1) * step, shape[0])) for i in range(count)]
-    return ranges, class_dim, [str(w.message) for w in caught]
+    return [(i * step, min((i + 1) * step, shape[0])) for i in range(count)]
 
 
 # ------------------------------------------------------------------ worker side
 
 
-def _score_task(task: _Task, options: ShardOptions) -> ShardScore | _Failure:
+def _score(options: ShardOptions, task: _Task) -> ShardScore:
     """Read one shard (or row range) on the worker and compute its partial result."""
-    try:
-        return _score(task, options)
-    except ReadError as error:
-        return _Failure("read", str(error), error.source, error.detail)
-    except InputError as error:
-        return _Failure("input", str(error))
-    except LossctlError as error:
-        return _Failure("other", str(error))
-
-
-def _score(task: _Task, options: ShardOptions) -> ShardScore:
     from lossctl.io.readers import read_array
 
     values = read_array(task.input_spec, key=options.key)
@@ -379,14 +249,5 @@ def _score(task: _Task, options: ShardOptions) -> ShardScore:
         partial=partial,
         per_position=result.per_position if spec.reduction == "none" else None,
         messages=tuple(axis_warnings(result)),
-        workers=(_worker_address(),),
+        workers=(),  # filled in on the client, from the engine
     )
-
-
-def _worker_address() -> str:
-    try:
-        from distributed import get_worker
-
-        return str(get_worker().address)
-    except (ImportError, ValueError):
-        return "<client>"

@@ -17,6 +17,7 @@ compared, ``OTHER``) and ``target`` = P (the reference, ``REFERENCE``), so:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,18 @@ class _Tally:
             self.worst = float(pick) if abs(pick) > abs(self.worst) else self.worst
         self.flagged += int(bad.sum())
 
+    def then(self, later: _Tally) -> _Tally:
+        """This tally followed by one of the rows after it (the same rule as :meth:`add`)."""
+        first = self.first if self.first >= 0 or later.first < 0 else self.rows + later.first
+        worst = later.worst if abs(later.worst) > abs(self.worst) else self.worst
+        return _Tally(
+            rows=self.rows + later.rows,
+            flagged=self.flagged + later.flagged,
+            first=first,
+            worst=worst,
+            probability_like=self.probability_like + later.probability_like,
+        )
+
 
 @dataclass
 class KLInputCheck:
@@ -79,6 +92,18 @@ class KLInputCheck:
                     in_unit = np.flatnonzero((rows.min(axis=1) >= 0) & (rows.max(axis=1) <= 1))
                     sums = np.asarray(rows[in_unit], dtype=np.float64).sum(axis=1)
                 tally.probability_like += int((np.abs(sums - 1) <= SUM_TOLERANCE).sum())
+
+    @staticmethod
+    def combined(checks: Sequence[KLInputCheck]) -> KLInputCheck:
+        """The check of consecutive row ranges of one input (watched apart, on Dask
+        workers), equal to one check that watched them all in order."""
+        total = checks[0]
+        for check in checks[1:]:
+            tallies = {
+                name: total.tallies[name].then(check.tallies[name]) for name in total.tallies
+            }
+            total = KLInputCheck(total.log_probs, tallies)
+        return total
 
     def findings(self, sources: dict[str, str]) -> list[Finding]:
         out: list[Finding] = []

@@ -9,18 +9,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dask.array as da
-import distributed
 import numpy as np
 import pytest
 
@@ -32,80 +26,9 @@ from lossctl.core.spec import LossSpec
 from lossctl.dask import ShardOptions, score_shards
 from lossctl.errors import InputError, ReadError
 from lossctl.io.readers import read_array
+from tests.system.conftest import Cluster, with_a_worker_killed
 
-DASK = Path(sys.executable).parent / "dask"
-START_TIMEOUT = 30.0
 CLASSES = 64
-LOCAL_HTTP = "127.0.0.1:0"  # the HTTP servers (health, metrics) too listen on 127.0.0.1 only
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def stop(*processes: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to all at once, then a bounded wait for each (SIGKILL after 10 s)."""
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def start_worker(address: str, name: str, log: Path) -> subprocess.Popen[bytes]:
-    """A worker without a nanny: killing this process kills the worker for good."""
-    command = [str(DASK), "worker", address, "--nthreads", "1", "--no-nanny"]
-    command += ["--no-dashboard", "--dashboard-address", LOCAL_HTTP]
-    command += ["--host", "127.0.0.1", "--name", name]
-    with open(log, "wb") as handle:
-        return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
-
-
-@dataclass
-class Cluster:
-    address: str
-    workers: list[subprocess.Popen[bytes]]
-    logs: Path
-
-    def client(self) -> distributed.Client:
-        return distributed.Client(self.address, timeout="10s")
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    logs = tmp_path_factory.mktemp("dask-logs")
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    command = [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port)]
-    with open(logs / "scheduler.log", "wb") as handle:
-        scheduler = subprocess.Popen(
-            [*command, "--no-dashboard", "--dashboard-address", LOCAL_HTTP],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
-    workers: list[subprocess.Popen[bytes]] = []
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert scheduler.poll() is None, (logs / "scheduler.log").read_text()
-                assert time.monotonic() < deadline, "the dask scheduler did not start"
-                time.sleep(0.1)
-        workers = [start_worker(address, f"w{i}", logs / f"w{i}.log") for i in range(2)]
-        with distributed.Client(address, timeout="10s") as client:
-            client.wait_for_workers(2, timeout=START_TIMEOUT)
-        yield Cluster(address, workers, logs)
-    finally:
-        stop(*workers, scheduler)
 
 
 def save(path: Path, array: np.ndarray[Any, Any]) -> str:
@@ -244,34 +167,11 @@ def test_a_worker_killed_during_the_run(cluster: Cluster, tmp_path: Path) -> Non
     logits = save(tmp_path / "big.npy", rng.normal(size=(12_000, 128)).astype(np.float32))
     labels = save(tmp_path / "big-labels.npy", rng.integers(0, 128, 12_000))
     pairs = [(logits, labels)] * 24  # 24 tasks of about 0.06 s each
-    victim = start_worker(cluster.address, "victim", cluster.logs / "victim.log")
-    killed: list[tuple[int, list[str]]] = []
-    try:
-        with cluster.client() as observer:
-            observer.wait_for_workers(3, timeout=START_TIMEOUT)
-            workers = observer.scheduler_info(n_workers=-1)["workers"]
-            (address,) = [a for a, w in workers.items() if w["name"] == "victim"]
-
-        def kill_when_busy(done: int, total: int) -> None:
-            """Called on the client as tasks finish: SIGKILL the victim while it computes."""
-            if killed or done >= total:
-                return
-            client = distributed.default_client()  # score_shards' own client (same loop)
-            running = client.processing(workers=[address]).get(address, [])
-            if running:
-                os.kill(victim.pid, signal.SIGKILL)
-                killed.append((done, list(running)))
-
-        options = ShardOptions(LossSpec(reduction="sum"))
-        scores, engine = score_shards(
-            pairs, options, scheduler=cluster.address, on_done=kill_when_busy
-        )
-    finally:
-        stop(victim)
-    assert killed, "the victim worker was never seen computing"
-    assert victim.wait(timeout=10) == -signal.SIGKILL
-    done_at_kill, lost = killed[0]
-    assert done_at_kill < len(pairs) and lost
+    options = ShardOptions(LossSpec(reduction="sum"))
+    scores, engine = with_a_worker_killed(
+        cluster,
+        lambda on_done: score_shards(pairs, options, scheduler=cluster.address, on_done=on_done),
+    )
     assert engine["tasks"] == len(pairs) == len(scores)
     values = read_array(logits)
     one = lossctl.loss_result(
