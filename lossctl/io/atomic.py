@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import stat
 from collections.abc import Callable, Mapping
 from typing import IO, Any
@@ -149,8 +150,14 @@ def write_atomic(path: str, write: Callable[[IO[bytes]], None]) -> None:
         return
     target = os.path.realpath(path)  # replace what a symlink points to, keep the link
     directory, name = os.path.split(target)
-    temporary, fd = _create_temporary(path, directory, name)
+    held = _hold_signals()  # a signal between creating the file and the try would leak it
     try:
+        temporary, fd = _create_temporary(path, directory, name)
+    except BaseException:
+        _release_signals(held)
+        raise
+    try:
+        _release_signals(held)  # a signal that came meanwhile is handled here, inside the try
         with os.fdopen(fd, "wb") as handle:
             if info is not None:
                 with contextlib.suppress(OSError):  # keeping the mode is a courtesy
@@ -165,6 +172,24 @@ def write_atomic(path: str, write: Callable[[IO[bytes]], None]) -> None:
             raise OutputError(f"cannot write {path}: {_reason(error)}") from None
         raise
     _sync_directory(directory)
+
+
+# Signals that arrive from outside (kill, Ctrl-C, a hang-up); not the faults of this thread.
+_SYNCHRONOUS = {
+    getattr(signal, n) for n in ("SIGBUS", "SIGSEGV", "SIGFPE", "SIGILL") if hasattr(signal, n)
+}
+
+
+def _hold_signals() -> set[int | signal.Signals] | None:
+    """Block asynchronous signals (to be delivered on :func:`_release_signals`); the old mask."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals() - _SYNCHRONOUS)
+
+
+def _release_signals(previous: set[int | signal.Signals] | None) -> None:
+    if previous is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _create_temporary(path: str, directory: str, name: str) -> tuple[str, int]:
