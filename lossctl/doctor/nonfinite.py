@@ -91,6 +91,8 @@ def check_neg_inf(ctx: Context, labels: npt.NDArray[Any], facts: InputFacts | No
 def nonfinite_reason(result: LossResult, values: npt.NDArray[Any]) -> NonfiniteReason | None:
     """Why a result is NaN or infinite, or ``None`` when it is finite."""
     if result.reduction == "none":
+        if np.asarray(values).size == 0:  # no value, no NaN: each loss is -0 (or there is none)
+            return None
         bad = int(np.count_nonzero(~np.isfinite(result.per_position)))
         if bad == 0:
             return None
