@@ -108,6 +108,8 @@ def nonfinite_reason(result: LossResult, values: npt.NDArray[Any]) -> NonfiniteR
             )
         return NonfiniteReason(ReasonCode.EMPTY, {"loss": loss})
     if result.reduction == "mean" and result.denominator == 0:
+        if result.target_kind == "probabilities" and result.input_shape[result.class_dim] == 0:
+            return NonfiniteReason(ReasonCode.NO_CLASSES, {"loss": loss, "positions": result.count})
         return NonfiniteReason(ReasonCode.ZERO_WEIGHT_SUM, {"loss": loss})
     return NonfiniteReason(_input_cause(values), {"loss": loss})
 

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lossctl.errors import ReadError
+from lossctl.io.members import select_member
 from lossctl.io.npy import NPY_MAX_HEADER, declared_bytes, native, npy_header
 from lossctl.io.sniff import NPY_MAGIC
 from lossctl.io.text import oneline
@@ -47,38 +48,32 @@ def read_npz(
         ) from None
 
 
+def _members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """The members by the names NumPy gives them: ``x.npy`` is ``x``, unless a member is
+    named ``x`` itself (then ``x.npy`` keeps its full name, and ``x`` is that member)."""
+    infos = [info for info in archive.infolist() if not info.is_dir()]
+    filenames = {info.filename for info in infos}
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        name = info.filename
+        short = name[:-4] if name.endswith(".npy") else name
+        members[short if short == name or short not in filenames else name] = info
+    return members
+
+
 def _read_npz_member(
     archive: zipfile.ZipFile, archive_size: int, source: str, key: str | None, max_bytes: int
 ) -> Array:
-    members: dict[str, zipfile.ZipInfo] = {}
-    for info in archive.infolist():
-        if info.is_dir():
-            continue
-        name = info.filename
-        members[name[:-4] if name.endswith(".npy") else name] = info
-    if not members:
-        raise ReadError(source, "the .npz archive holds no arrays")
-    if not any(info.filename.endswith(".npy") for info in members.values()):
+    members = _members(archive)
+    if members and not any(info.filename.endswith(".npy") for info in members.values()):
         raise ReadError(
             source, "a zip archive without .npy members; is this really a NumPy .npz file?"
         )
-    listing = ", ".join(repr(name) for name in list(members)[:20])
-    if len(members) > 20:
-        listing += f", ... ({len(members)} in all)"
-    if key is None:
-        if len(members) > 1:
-            raise ReadError(
-                source,
-                f"the .npz archive holds {len(members)} arrays ({listing}); "
-                "choose one with --key NAME or FILE:NAME",
-            )
-        key = next(iter(members))
-    info_or_none = members.get(key)
-    if info_or_none is None and key in archive.namelist():
-        info_or_none = archive.getinfo(key)
-    if info_or_none is None:
-        raise ReadError(source, f"no array named {key!r} in the .npz archive; it holds: {listing}")
-    info = info_or_none
+    if key is not None and key not in members and key[:-4] in members:
+        key = key[:-4] if members[key[:-4]].filename == key else key  # logits.npy: logits
+    key, info = select_member(
+        members, key, source, container="the .npz archive", noun=("array", "arrays"), limit=20
+    )
     where = f"member {key!r}: "
     if info.flag_bits & 0x1:
         raise ReadError(source, f"{where}is encrypted; lossctl cannot read encrypted archives")

@@ -28,9 +28,13 @@ def resolve_spec(spec: str, key: str | None) -> tuple[str, str, str | None]:
     path = spec
     spec_key: str | None = None
     if spec != "-" and ":" in spec and not os.path.exists(spec):
-        head, _, tail = spec.rpartition(":")
-        if head == "-" or (head and os.path.exists(head)):
-            path, spec_key = head, tail
+        # the longest existing PATH: ck.json:a:b is the key "a:b" of ck.json
+        colons = [i for i, char in enumerate(spec) if char == ":"]
+        for i in reversed(colons):
+            head, tail = spec[:i], spec[i + 1 :]
+            if head == "-" or (head and os.path.exists(head)):
+                path, spec_key = head, tail
+                break
     source = STDIN_NAME if path == "-" else path
     if spec_key is not None:
         if not spec_key:

@@ -90,6 +90,8 @@ _KIND_ADVICE = {
 
 
 def _input_kind(e: Facts) -> str:
+    if e["kind"] == "unknown" and e["classes"] == 0:
+        return f"the input has 0 classes along class axis {e['class_dim']}: no value to judge"
     note = ""
     if "pytorch_class_dim" in e:
         note = f", not PyTorch's class axis {e['pytorch_class_dim']} (found without labels)"
@@ -434,6 +436,11 @@ REASON_MESSAGES: dict[ReasonCode, Callable[[Facts], str]] = {
     ),
     ReasonCode.EMPTY: lambda e: (
         f"the loss is {e['loss']} because the input is empty: the mean of no targets is undefined"
+    ),
+    ReasonCode.NO_CLASSES: lambda e: (
+        f"the loss is {e['loss']} because the input has 0 classes: the mean of probability "
+        f"targets divides by numel/classes = 0/0, not by the {e['positions']} positions "
+        "(PyTorch returns nan too)"
     ),
     ReasonCode.ZERO_WEIGHT_SUM: lambda e: (
         f"the loss is {e['loss']} because the class weights of the counted targets sum to 0 "

@@ -347,6 +347,22 @@ CASES: list[Case] = [
         ("ce", "inputs/empty_rows.json", "seed/labels.json"),
         "the input has 0 classes along its class axis",
     ),
+    ok(
+        "json-zero-classes-soft",
+        "JSON",
+        "0-sized class axis with probability targets of the same shape, `ce`",
+        ("ce", "inputs/empty_rows.json", "inputs/empty_rows.json"),
+        lambda d: d["loss"] == "nan" and "input has 0 classes" in d["warnings"][-1],
+        "exit 0, loss `nan` as PyTorch (numel/classes = 0/0) and the warning `the loss is nan "
+        "because the input has 0 classes: ...`",
+    ),
+    bad(
+        "json-key-with-colon",
+        "JSON",
+        "`FILE:KEY` whose key holds a colon (`keys.json:a:b`) and is missing",
+        ("softmax", "keys.json:a:b"),
+        "keys.json: no key 'a:b' in the JSON object; available keys: 'a', 'b'",
+    ),
     bad(
         "json-two-keys",
         "JSON",
@@ -585,6 +601,13 @@ CASES: list[Case] = [
         "choose one with --key NAME or FILE:NAME",
     ),
     bad(
+        "npz-npy-and-raw",
+        "NPY/NPZ",
+        "members `x.npy` and `x` (both `x` to NumPy) and no `--key`",
+        ("softmax", "same_name.npz"),
+        "the .npz archive holds 2 arrays ('x.npy', 'x'); choose one with --key NAME",
+    ),
+    bad(
         "npz-plain-zip",
         "NPY/NPZ",
         "a plain zip archive named `.npz`",
@@ -662,6 +685,35 @@ CASES: list[Case] = [
         ("softmax", "-"),
         "standard input is empty; pipe a file in",
         stdin=b"",
+    ),
+    bad(
+        "stdin-weight-twice",
+        "Paths and streams",
+        "`--weight -` with labels `-`",
+        ("ce", "seed/logits.json", "-", "--weight", "-"),
+        "--weight - and an argument '-' would both read standard input, which can be read "
+        "only once",
+        stdin=b"[1, 2]",
+    ),
+    bad(
+        "stdin-key-option",
+        "Paths and streams",
+        "`-:KEY` (a key of standard input) among the options",
+        ("softmax", "-:logits"),
+        "-:logits (the key 'logits' of standard input) is read as an option here: "
+        "write it after `--`",
+        code=2,
+        stdin=b'{"logits": [1, 2]}',
+    ),
+    Case(
+        "stdin-key",
+        "Paths and streams",
+        "`-:KEY` after `--`",
+        ("softmax", "--json", "--", "-:logits"),
+        0,
+        check=softmax_of([1, 2]),
+        result="read: the array `logits` of the JSON object on standard input",
+        stdin=b'{"logits": [1, 2]}',
     ),
     bad(
         "stdin-twice",
@@ -908,6 +960,12 @@ def make_scratch(directory: Path) -> None:
     )
     np.save(directory / "labels_uint64.npy", np.array([2**64 - 1, 0], dtype=np.uint64))
     (directory / "labels_ignored.json").write_text("[-100, 2]")
+    (directory / "keys.json").write_text('{"a": [1, 2], "b": [3]}')
+    member = io.BytesIO()
+    np.save(member, np.array([1.0, 2.0]))
+    with zipfile.ZipFile(directory / "same_name.npz", "w") as archive:
+        archive.writestr("x.npy", member.getvalue())
+        archive.writestr("x", member.getvalue())
     (directory / "a_directory.json").mkdir()
     unreadable = directory / "unreadable.json"
     unreadable.write_text("[1, 2]")

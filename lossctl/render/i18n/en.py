@@ -74,6 +74,7 @@ MESSAGES: dict[str, str] = {
     "result.ignored": "ignored",
     "result.sum": "sum",
     "result.denominator": "denominator",
+    "result.denominator.no_classes": "numel/classes = 0/0 with 0 classes (PyTorch: nan)",
     "result.denominator.positions": "{count} positions (probability targets: N·d1·…·dk)",
     "result.denominator.weights": "Σ w[target] over {count} counted {targets}",
     "result.denominator.count": "{count} counted {targets}",

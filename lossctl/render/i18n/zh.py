@@ -68,6 +68,7 @@ MESSAGES: dict[str, str] = {
     "result.ignored": "忽略",
     "result.sum": "总和",
     "result.denominator": "分母",
+    "result.denominator.no_classes": "numel/classes = 0/0，0 个类别（PyTorch 同为 nan）",
     "result.denominator.positions": "{count} 个位置（概率目标：N·d1·…·dk）",
     "result.denominator.weights": "{count} 个计入目标的 Σ w[target]",
     "result.denominator.count": "{count} 个计入的目标",
