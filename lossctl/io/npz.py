@@ -2,8 +2,8 @@
 
 Members are read with :mod:`zipfile` and :func:`numpy.lib.format.read_array` after
 checking the member's NPY header and its declared zip sizes (refused when larger than
-the data could be, or when it would expand more than 64x *and* beyond ``max_bytes``,
-1 GiB by default).  Nothing is ever unpickled.
+the data could be, or when it would expand beyond what the machine can hold or by a
+zip bomb's ratio: :mod:`lossctl.io.inflation`).  Nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -17,22 +17,22 @@ import numpy as np
 import numpy.typing as npt
 
 from lossctl.errors import ReadError
+from lossctl.io.inflation import check_inflation
 from lossctl.io.members import select_member
 from lossctl.io.npy import NPY_MAX_HEADER, declared_bytes, native, npy_header
 from lossctl.io.sniff import NPY_MAGIC
 from lossctl.io.text import oneline
 
-__all__ = ["NPZ_MAX_BYTES", "read_npz"]
+__all__ = ["read_npz"]
 
 Array = npt.NDArray[Any]
 
-NPZ_MAX_RATIO = 64
-NPZ_MAX_BYTES = 1 << 30
-
 
 def read_npz(
-    handle: IO[bytes], source: str, key: str | None, max_bytes: int = NPZ_MAX_BYTES
+    handle: IO[bytes], source: str, key: str | None, max_bytes: int | None = None
 ) -> Array:
+    """The one array (or ``key``) of an ``.npz``; ``max_bytes``: what a member may expand to
+    (default: half of the machine's memory, :func:`lossctl.io.inflation.check_inflation`)."""
     try:
         archive_size = handle.seek(0, io.SEEK_END)
         handle.seek(0)
@@ -62,7 +62,11 @@ def _members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
 
 
 def _read_npz_member(
-    archive: zipfile.ZipFile, archive_size: int, source: str, key: str | None, max_bytes: int
+    archive: zipfile.ZipFile,
+    archive_size: int,
+    source: str,
+    key: str | None,
+    max_bytes: int | None,
 ) -> Array:
     members = _members(archive)
     if members and not any(info.filename.endswith(".npy") for info in members.values()):
@@ -83,14 +87,7 @@ def _read_npz_member(
             f"{where}claims {info.compress_size} compressed bytes, but the whole archive has "
             f"only {archive_size} bytes (corrupt or crafted archive)",
         )
-    compressed = max(info.compress_size, 1)
-    if info.file_size > NPZ_MAX_RATIO * compressed and info.file_size > max_bytes:
-        raise ReadError(
-            source,
-            f"{where}would expand from {info.compress_size} to {info.file_size} bytes "
-            f"({info.file_size // compressed}x), beyond the safety limit of {NPZ_MAX_RATIO}x "
-            f"and {max_bytes} bytes (possible zip bomb); refusing",
-        )
+    check_inflation(info, source, where, max_bytes)
     with archive.open(info) as member:
         magic = member.read(len(NPY_MAGIC))
         if magic != NPY_MAGIC:

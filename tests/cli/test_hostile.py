@@ -11,7 +11,7 @@ rewrites it).
 
 The cases run with the working directory set to a scratch directory holding
 ``inputs/`` (tests/inputs), ``hostile/`` (tests/hostile), ``seed/`` (examples/seed) and
-the files that cannot live in git (a FIFO, an unreadable file, a 1 GiB zip bomb, ...),
+the files that cannot live in git (a FIFO, an unreadable file, a zip bomb, ...),
 so that every message is the same on every machine.
 """
 
@@ -567,7 +567,7 @@ CASES: list[Case] = [
     bad(
         "npz-bomb",
         "NPY/NPZ",
-        "zip bomb: an honest 1.1 GiB member compressed to 5 MB",
+        "zip bomb: an honest member just under 1 GiB compressed 229:1",
         ("softmax", "bomb.npz"),
         "(possible zip bomb); refusing",
     ),
@@ -931,8 +931,9 @@ CASES: list[Case] = [
 
 
 def _zip_bomb(path: Path) -> None:
-    """An NPZ whose one member honestly holds 1.125 GiB of zeros (about 5 MB compressed)."""
-    count = ((1 << 30) + (1 << 27)) // 8
+    """An NPZ whose one member honestly holds just under 1 GiB of zeros (4.6 MB compressed,
+    229:1): below the old "more than 1 GiB" rule, refused by the ratio alone."""
+    count = ((1 << 30) - (1 << 24)) // 8
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(
         header, {"descr": "<f8", "fortran_order": False, "shape": (count,)}
@@ -1084,7 +1085,8 @@ def test_every_documented_message_is_the_real_one(outcomes: dict[str, Run]) -> N
 
 
 def test_zip_bomb_is_refused_in_bounded_memory(scratch: Path) -> None:
-    """The 1.1 GiB bomb is refused before inflating: the process stays small."""
+    """The bomb (just under 1 GiB, 229:1) is refused before inflating: the process stays
+    small."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
             lossctl_command("softmax", "bomb.npz"),
