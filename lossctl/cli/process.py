@@ -18,6 +18,7 @@ from typing import NoReturn
 
 import typer
 
+from lossctl.cli.sigbus import install_sigbus_handler
 from lossctl.cli.streams import (
     Environment,
     StdoutClosed,
@@ -36,6 +37,7 @@ from lossctl.errors import ExitStatus, LossctlError
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of the ``lossctl`` script and ``python -m lossctl``; never returns."""
     install_signal_handlers()
+    install_sigbus_handler()
     try:
         code = run_cli(sys.argv[1:] if argv is None else argv)
     except KeyboardInterrupt:  # a second Ctrl-C while finishing up

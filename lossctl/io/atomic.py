@@ -150,6 +150,7 @@ def write_atomic(path: str, write: Callable[[IO[bytes]], None]) -> None:
     target = os.path.realpath(path)  # replace what a symlink points to, keep the link
     directory, name = os.path.split(target)
     temporary, fd = _create_temporary(path, directory, name)
+    _IN_PROGRESS.add(temporary)
     try:
         with os.fdopen(fd, "wb") as handle:
             if info is not None:
@@ -164,7 +165,19 @@ def write_atomic(path: str, write: Callable[[IO[bytes]], None]) -> None:
         if isinstance(error, OSError):
             raise OutputError(f"cannot write {path}: {_reason(error)}") from None
         raise
+    finally:
+        _IN_PROGRESS.discard(temporary)
     _sync_directory(directory)
+
+
+_IN_PROGRESS: set[str] = set()  # temporary files being written (for a fatal signal)
+
+
+def remove_temporaries() -> None:
+    """Remove every temporary file still being written: the process is about to end
+    without unwinding (SIGBUS, see :mod:`lossctl.cli.sigbus`)."""
+    for temporary in list(_IN_PROGRESS):
+        _remove(temporary)
 
 
 def _create_temporary(path: str, directory: str, name: str) -> tuple[str, int]:

@@ -11,6 +11,7 @@ refused.  Nothing is ever unpickled.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from typing import IO, Any
 
@@ -111,6 +112,21 @@ def native(array: Array) -> Array:
     return np.array(array, dtype=array.dtype.newbyteorder("="), order="K")
 
 
+_MAPPED: list[tuple[str, str, int]] = []  # (source, path, size) of the mapped .npy files
+
+
+def mapped_sources() -> list[str]:
+    """The memory-mapped ``.npy`` files (as the user named them) that are now shorter than
+    when they were mapped; all of them when none is (for a SIGBUS message)."""
+    shrunk = []
+    for source, path, size in _MAPPED:
+        try:
+            shrunk += [source] if os.stat(path).st_size < size else []
+        except OSError:  # removed, or no longer reachable
+            shrunk.append(source)
+    return list(dict.fromkeys(shrunk or [source for source, _, _ in _MAPPED]))
+
+
 def read_npy(
     handle: IO[bytes], size: int, source: str, key: str | None, *, path: str | None
 ) -> Array:
@@ -132,6 +148,7 @@ def read_npy(
             warnings.simplefilter("ignore")
             if path is not None:
                 array = np.load(path, mmap_mode="r", allow_pickle=False)
+                _MAPPED.append((source, path, size))
             else:
                 handle.seek(0)
                 array = np.load(handle, allow_pickle=False)
