@@ -2,10 +2,12 @@
 
 Sources
     A path; ``-`` for standard input (read fully into memory); ``PATH:KEY`` when
-    ``PATH:KEY`` itself is not an existing file but ``PATH`` is (``-:KEY`` works for
-    standard input; on the command line after ``--``, where it cannot look like an option).  A key given both ways must agree.  Only regular files are
-    opened: directories, FIFOs, sockets and devices are refused after ``os.stat``
-    (and again after opening, non-blocking, in case the file was swapped).
+    ``PATH:KEY`` itself is not an existing file but ``PATH`` is (the longest such
+    ``PATH``: ``ck.json:a:b`` is the key ``a:b``); ``-:KEY`` works for standard input
+    (on the command line after ``--``, where it cannot look like an option).  A key
+    given both ways must agree.  Only regular files are opened: directories, FIFOs,
+    sockets and devices are refused after ``os.stat`` (and again after opening,
+    non-blocking, in case the file was swapped).
 """
 
 from __future__ import annotations
