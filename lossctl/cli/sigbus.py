@@ -42,11 +42,17 @@ def _on_sigbus(signum: int) -> None:
     from lossctl.io.atomic import remove_temporaries
     from lossctl.io.npy import mapped_sources
 
-    names = ", ".join(mapped_sources()) or "a memory-mapped file"
-    line = (
-        f"lossctl: error: {names}: the file changed while being read (truncated by another "
-        "process?); no result was written\n"
-    )
+    names = ", ".join(mapped_sources())
+    if names:
+        line = (
+            f"lossctl: error: {names}: the file changed while being read (truncated by "
+            "another process?); no result was written\n"
+        )
+    else:  # no input shrank: a mapped --output .npy on a full disk, or another mapping
+        line = (
+            "lossctl: error: a memory-mapped file could not be accessed (SIGBUS: truncated "
+            "by another process, or a full disk under an --output .npy); no result was written\n"
+        )
     with contextlib.suppress(BaseException):
         remove_temporaries()
     with contextlib.suppress(BaseException):

@@ -117,14 +117,14 @@ _MAPPED: list[tuple[str, str, int]] = []  # (source, path, size) of the mapped .
 
 def mapped_sources() -> list[str]:
     """The memory-mapped ``.npy`` files (as the user named them) that are now shorter than
-    when they were mapped; all of them when none is (for a SIGBUS message)."""
+    when they were mapped (for a SIGBUS message)."""
     shrunk = []
     for source, path, size in _MAPPED:
         try:
             shrunk += [source] if os.stat(path).st_size < size else []
         except OSError:  # removed, or no longer reachable
             shrunk.append(source)
-    return list(dict.fromkeys(shrunk or [source for source, _, _ in _MAPPED]))
+    return list(dict.fromkeys(shrunk))
 
 
 def read_npy(
