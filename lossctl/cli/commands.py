@@ -244,7 +244,7 @@ def doctor(
     op = "cross_entropy" if loss_name == "ce" else "nll_loss"
     if op == "nll_loss" and label_smoothing:
         raise InputError("--label-smoothing applies to cross-entropy only (--loss ce)")
-    check_stdin([input] + ([labels] if labels is not None else []))
+    check_stdin([input] + ([labels] if labels is not None else []), target.weight)
     values = read(input, target.key, target.header, values=True)
     targets = None if labels is None else read(labels, target.labels_key, target.header)
     weights = read_weight(target.weight)

@@ -18,11 +18,17 @@ if TYPE_CHECKING:
     from lossctl.io.readers import Loaded
 
 
-def check_stdin(specs: list[str]) -> None:
-    """At most one argument may be ``-``, and standard input must not be a terminal; a
-    FIFO can be read only once too (distinct FIFOs, such as ``<(…) <(…)``, are fine)."""
+def check_stdin(specs: list[str], weight: str | None = None) -> None:
+    """At most one argument (or ``--weight``) may be ``-``, and standard input must not be
+    a terminal; a FIFO can be read only once too (distinct FIFOs, such as ``<(…) <(…)``,
+    are fine). Checked before anything is read."""
     if sum(map(is_stdin_spec, specs)) > 1:
         raise InputError("only one argument can be '-' (standard input)")
+    if weight is not None and is_stdin_spec(weight) and any(map(is_stdin_spec, specs)):
+        raise InputError(
+            "--weight - and an argument '-' would both read standard input, which can be "
+            "read only once: give the weights as a file or inline (--weight 1,2,0.5)"
+        )
     check_fifos_once(specs)
     if any(map(is_stdin_spec, specs)):
         check_stdin_readable()

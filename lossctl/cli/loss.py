@@ -99,7 +99,7 @@ def run_shards(request: LossRequest, pairs: list[tuple[str, str]]) -> None:
     from lossctl.io.fingerprint import result_fingerprint, same_files
 
     refuse_per_input_extras(request)
-    check_stdin([spec for pair in pairs for spec in pair])
+    check_stdin([spec for pair in pairs for spec in pair], request.target.weight)
     repeated = same_files([i for i, _ in pairs]) + same_files([t for _, t in pairs])
     if repeated:
         raise InputError(
@@ -191,7 +191,7 @@ def run_on_cluster(request: LossRequest, pairs: list[tuple[str, str]], scheduler
 
 def run_one(request: LossRequest, input_spec: str, labels_spec: str) -> None:
     """Read, compute, check and print ``ce`` or ``nll`` of one input."""
-    check_stdin([input_spec, labels_spec])
+    check_stdin([input_spec, labels_spec], request.target.weight)
     values = read(input_spec, request.target.key, request.target.header, values=True)
     labels = read(labels_spec, request.target.labels_key, request.target.header)
     weight = read_weight(request.target.weight)

@@ -13,10 +13,12 @@ import os
 import signal
 import sys
 import warnings
+from collections.abc import Sequence
 from typing import NoReturn
 
 import typer
 
+from lossctl.cli.sigbus import install_sigbus_handler
 from lossctl.cli.streams import (
     Environment,
     StdoutClosed,
@@ -35,6 +37,7 @@ from lossctl.errors import ExitStatus, LossctlError
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of the ``lossctl`` script and ``python -m lossctl``; never returns."""
     install_signal_handlers()
+    install_sigbus_handler()
     try:
         code = run_cli(sys.argv[1:] if argv is None else argv)
     except KeyboardInterrupt:  # a second Ctrl-C while finishing up
@@ -100,7 +103,7 @@ def _run(args: list[str]) -> int:
         stderr_line(f"lossctl: error: {' '.join(str(error).split())}")
         return error.exit_code
     except _CLICK_EXCEPTION as error:
-        usage_error_line(error)
+        usage_error_line(error, args)
         return int(error.exit_code)  # type: ignore[attr-defined]
     except (typer.Abort, KeyboardInterrupt):
         return report_interrupt(once=True)
@@ -157,12 +160,18 @@ def prepare_streams() -> None:
                 stream.reconfigure(errors=UNENCODABLE)
 
 
-def usage_error_line(error: Exception) -> None:
+def usage_error_line(error: Exception, args: Sequence[str] = ()) -> None:
     """click's usage error as one line, like every other error:
-    ``lossctl: error: <message> (see lossctl CMD --help)``."""
+    ``lossctl: error: <message> (see lossctl CMD --help)``; ``args``: the command line."""
     message = " ".join(str(error.format_message()).split())  # type: ignore[attr-defined]
     if not message:
         return
+    stdin_key = next((arg for arg in args if arg.startswith("-:")), None)
+    if getattr(error, "option_name", None) == "-:" and stdin_key:  # click's NoSuchOption
+        message = (
+            f"{stdin_key} (the key {stdin_key[2:]!r} of standard input) is read as an option "
+            f"here: write it after `--` (e.g. `lossctl softmax --json -- {stdin_key}`)"
+        )
     names = []
     context = getattr(error, "ctx", None)
     while context is not None and getattr(context, "parent", None) is not None:

@@ -374,6 +374,8 @@ def _index_loss(
 
 def _picked(array: npt.NDArray[np.generic], axis: int, targets: TargetIndex) -> FloatArray:
     """``-input[n, t_n]`` per position (``nll_loss``): only the picked values are read."""
+    if targets.indices.size == 0:  # take_along_axis would build (10**9, 1, 1) index grids
+        return np.empty(0, dtype=np.float64)
     index = np.expand_dims(targets.indices.reshape(positions_shape(array.shape, axis)), axis)
     picked = np.take_along_axis(array, index, axis=axis)
     return -np.asarray(picked, dtype=np.float64).reshape(-1)

@@ -102,6 +102,7 @@ class ReasonCode(_Code):
     ALL_IGNORED = "nan-loss-all-ignored"  # mean over no targets: every one ignored
     EMPTY = "nan-loss-empty"  # mean over no targets: the input is empty
     ZERO_WEIGHT_SUM = "zero-weight-sum"  # the counted targets' class weights sum to 0
+    NO_CLASSES = "nan-loss-no-classes"  # probability targets over 0 classes: numel/C = 0/0
     INPUT_HAS_NAN = "input-has-nan"
     INPUT_HAS_POSINF = "input-has-posinf"
     INPUT_HAS_NEGINF = "input-has-neginf"

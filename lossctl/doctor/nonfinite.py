@@ -91,6 +91,8 @@ def check_neg_inf(ctx: Context, labels: npt.NDArray[Any], facts: InputFacts | No
 def nonfinite_reason(result: LossResult, values: npt.NDArray[Any]) -> NonfiniteReason | None:
     """Why a result is NaN or infinite, or ``None`` when it is finite."""
     if result.reduction == "none":
+        if np.asarray(values).size == 0:  # no value, no NaN: each loss is -0 (or there is none)
+            return None
         bad = int(np.count_nonzero(~np.isfinite(result.per_position)))
         if bad == 0:
             return None
@@ -106,6 +108,8 @@ def nonfinite_reason(result: LossResult, values: npt.NDArray[Any]) -> NonfiniteR
             )
         return NonfiniteReason(ReasonCode.EMPTY, {"loss": loss})
     if result.reduction == "mean" and result.denominator == 0:
+        if result.target_kind == "probabilities" and result.input_shape[result.class_dim] == 0:
+            return NonfiniteReason(ReasonCode.NO_CLASSES, {"loss": loss, "positions": result.count})
         return NonfiniteReason(ReasonCode.ZERO_WEIGHT_SUM, {"loss": loss})
     return NonfiniteReason(_input_cause(values), {"loss": loss})
 

@@ -153,6 +153,7 @@ def write_atomic(path: str, write: Callable[[IO[bytes]], None]) -> None:
     held = _hold_signals()  # a signal between creating the file and the try would leak it
     try:
         temporary, fd = _create_temporary(path, directory, name)
+        _IN_PROGRESS.add(temporary)
     except BaseException:
         _release_signals(held)
         raise
@@ -171,6 +172,8 @@ def write_atomic(path: str, write: Callable[[IO[bytes]], None]) -> None:
         if isinstance(error, OSError):
             raise OutputError(f"cannot write {path}: {_reason(error)}") from None
         raise
+    finally:
+        _IN_PROGRESS.discard(temporary)
     _sync_directory(directory)
 
 
@@ -190,6 +193,16 @@ def _hold_signals() -> set[int | signal.Signals] | None:
 def _release_signals(previous: set[int | signal.Signals] | None) -> None:
     if previous is not None:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+_IN_PROGRESS: set[str] = set()  # temporary files being written (for a fatal signal)
+
+
+def remove_temporaries() -> None:
+    """Remove every temporary file still being written: the process is about to end
+    without unwinding (SIGBUS, see :mod:`lossctl.cli.sigbus`)."""
+    for temporary in list(_IN_PROGRESS):
+        _remove(temporary)
 
 
 def _create_temporary(path: str, directory: str, name: str) -> tuple[str, int]:

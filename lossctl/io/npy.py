@@ -10,7 +10,9 @@ and long double are refused.  Nothing is ever unpickled.
 
 from __future__ import annotations
 
+import collections
 import math
+import os
 import warnings
 from typing import IO, Any, Literal
 
@@ -111,6 +113,24 @@ def native(array: Array) -> Array:
     return np.array(array, dtype=array.dtype.newbyteorder("="), order="K")
 
 
+# (source, path, size) of the mapped .npy files, the latest first out (a worker maps many)
+_MAPPED: collections.deque[tuple[str, str | None, int]] = collections.deque(maxlen=256)
+
+
+def mapped_sources() -> list[str]:
+    """The memory-mapped ``.npy`` files (as the user named them) that are now shorter than
+    when they were mapped (for a SIGBUS message)."""
+    shrunk = []
+    for source, path, size in _MAPPED:
+        if path is None:  # mapped through a descriptor without a name
+            continue
+        try:
+            shrunk += [source] if os.stat(path).st_size < size else []
+        except OSError:  # removed, or no longer reachable
+            shrunk.append(source)
+    return list(dict.fromkeys(shrunk))
+
+
 def read_npy(
     handle: IO[bytes], size: int, source: str, key: str | None, *, data: bytes | None = None
 ) -> Array:
@@ -139,6 +159,7 @@ def read_npy(
             else:
                 mapped: Any = handle  # numpy maps any object with fileno()
                 array = np.memmap(mapped, dtype, "r", header_length, shape, order)
+                _MAPPED.append((source, getattr(array, "filename", None), size))
     except Exception as exc:
         raise ReadError(source, f"cannot read .npy data: {oneline(exc)}") from None
     if not isinstance(array, np.ndarray) or array.shape != shape or array.dtype != dtype:

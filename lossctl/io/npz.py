@@ -2,8 +2,8 @@
 
 Members are read with :mod:`zipfile` and :func:`numpy.lib.format.read_array` after
 checking the member's NPY header and its declared zip sizes (refused when larger than
-the data could be, or when it would expand more than 64x *and* beyond ``max_bytes``,
-1 GiB by default).  Nothing is ever unpickled.
+the data could be, or when it would expand beyond what the machine can hold or by a
+zip bomb's ratio: :mod:`lossctl.io.inflation`).  Nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -17,21 +17,22 @@ import numpy as np
 import numpy.typing as npt
 
 from lossctl.errors import ReadError
+from lossctl.io.inflation import check_inflation
+from lossctl.io.members import select_member
 from lossctl.io.npy import NPY_MAX_HEADER, declared_bytes, native, npy_header
 from lossctl.io.sniff import NPY_MAGIC
 from lossctl.io.text import oneline
 
-__all__ = ["NPZ_MAX_BYTES", "read_npz"]
+__all__ = ["read_npz"]
 
 Array = npt.NDArray[Any]
 
-NPZ_MAX_RATIO = 64
-NPZ_MAX_BYTES = 1 << 30
-
 
 def read_npz(
-    handle: IO[bytes], source: str, key: str | None, max_bytes: int = NPZ_MAX_BYTES
+    handle: IO[bytes], source: str, key: str | None, max_bytes: int | None = None
 ) -> Array:
+    """The one array (or ``key``) of an ``.npz``; ``max_bytes``: what a member may expand to
+    (default: half of the machine's memory, :func:`lossctl.io.inflation.check_inflation`)."""
     try:
         archive_size = handle.seek(0, io.SEEK_END)
         handle.seek(0)
@@ -47,38 +48,36 @@ def read_npz(
         ) from None
 
 
-def _read_npz_member(
-    archive: zipfile.ZipFile, archive_size: int, source: str, key: str | None, max_bytes: int
-) -> Array:
+def _members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """The members by the names NumPy gives them: ``x.npy`` is ``x``, unless a member is
+    named ``x`` itself (then ``x.npy`` keeps its full name, and ``x`` is that member)."""
+    infos = [info for info in archive.infolist() if not info.is_dir()]
+    filenames = {info.filename for info in infos}
     members: dict[str, zipfile.ZipInfo] = {}
-    for info in archive.infolist():
-        if info.is_dir():
-            continue
+    for info in infos:
         name = info.filename
-        members[name[:-4] if name.endswith(".npy") else name] = info
-    if not members:
-        raise ReadError(source, "the .npz archive holds no arrays")
-    if not any(info.filename.endswith(".npy") for info in members.values()):
+        short = name[:-4] if name.endswith(".npy") else name
+        members[short if short == name or short not in filenames else name] = info
+    return members
+
+
+def _read_npz_member(
+    archive: zipfile.ZipFile,
+    archive_size: int,
+    source: str,
+    key: str | None,
+    max_bytes: int | None,
+) -> Array:
+    members = _members(archive)
+    if members and not any(info.filename.endswith(".npy") for info in members.values()):
         raise ReadError(
             source, "a zip archive without .npy members; is this really a NumPy .npz file?"
         )
-    listing = ", ".join(repr(name) for name in list(members)[:20])
-    if len(members) > 20:
-        listing += f", ... ({len(members)} in all)"
-    if key is None:
-        if len(members) > 1:
-            raise ReadError(
-                source,
-                f"the .npz archive holds {len(members)} arrays ({listing}); "
-                "choose one with --key NAME or FILE:NAME",
-            )
-        key = next(iter(members))
-    info_or_none = members.get(key)
-    if info_or_none is None and key in archive.namelist():
-        info_or_none = archive.getinfo(key)
-    if info_or_none is None:
-        raise ReadError(source, f"no array named {key!r} in the .npz archive; it holds: {listing}")
-    info = info_or_none
+    if key is not None and key not in members and key[:-4] in members:
+        key = key[:-4] if members[key[:-4]].filename == key else key  # logits.npy: logits
+    key, info = select_member(
+        members, key, source, container="the .npz archive", noun=("array", "arrays"), limit=20
+    )
     where = f"member {key!r}: "
     if info.flag_bits & 0x1:
         raise ReadError(source, f"{where}is encrypted; lossctl cannot read encrypted archives")
@@ -88,14 +87,7 @@ def _read_npz_member(
             f"{where}claims {info.compress_size} compressed bytes, but the whole archive has "
             f"only {archive_size} bytes (corrupt or crafted archive)",
         )
-    compressed = max(info.compress_size, 1)
-    if info.file_size > NPZ_MAX_RATIO * compressed and info.file_size > max_bytes:
-        raise ReadError(
-            source,
-            f"{where}would expand from {info.compress_size} to {info.file_size} bytes "
-            f"({info.file_size // compressed}x), beyond the safety limit of {NPZ_MAX_RATIO}x "
-            f"and {max_bytes} bytes (possible zip bomb); refusing",
-        )
+    check_inflation(info, source, where, max_bytes)
     with archive.open(info) as member:
         magic = member.read(len(NPY_MAGIC))
         if magic != NPY_MAGIC:

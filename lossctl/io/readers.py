@@ -50,7 +50,6 @@ from lossctl.io.csv_format import read_csv as _read_csv
 from lossctl.io.foreign import foreign_format
 from lossctl.io.json_format import parse_json, read_json
 from lossctl.io.npy import read_npy
-from lossctl.io.npz import NPZ_MAX_BYTES as _NPZ_MAX_BYTES
 from lossctl.io.npz import read_npz
 from lossctl.io.numbers import parse_number_list
 from lossctl.io.sniff import EXTENSIONS, missing_magic, sniff_magic
@@ -177,7 +176,7 @@ def _read(
             if _is_torch_archive(handle):
                 return Loaded(torch_pt.read_pt_file(handle, source, key), source, "pt")
             handle.seek(0)
-            array = read_npz(handle, source, key, _NPZ_MAX_BYTES)
+            array = read_npz(handle, source, key)
             return Loaded(array, source, "npz", {})
         if content == "safetensors":
             tensor = safetensors.read_safetensors_file(handle, source, key)
@@ -237,7 +236,7 @@ def _from_bytes(data: bytes, source: str, key: str | None, ext: str, header: Hea
     if content == "npz":
         if _is_torch_archive(io.BytesIO(data)):
             return Loaded(torch_pt.read_pt_bytes(data, source, key), source, "pt")
-        return Loaded(read_npz(io.BytesIO(data), source, key, _NPZ_MAX_BYTES), source, "npz")
+        return Loaded(read_npz(io.BytesIO(data), source, key), source, "npz")
     if content == "safetensors":
         tensor = safetensors.read_safetensors_bytes(data, source, key)
         return Loaded(_as_array(tensor), source, "safetensors")

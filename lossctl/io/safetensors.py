@@ -67,6 +67,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lossctl.errors import ReadError
+from lossctl.io.members import select_member
 
 __all__ = [
     "MAX_HEADER_BYTES",
@@ -417,23 +418,14 @@ def _check_layout(entries: dict[str, _Entry], buffer_size: int, source: str) -> 
 
 
 def _select(entries: dict[str, _Entry], key: str | None, source: str) -> tuple[str, _Entry]:
-    if not entries:
-        raise ReadError(source, "the safetensors file holds no tensors")
-    if key is None:
-        if len(entries) > 1:
-            raise ReadError(
-                source,
-                f"the safetensors file holds {len(entries)} tensors ({_listing(entries)}); "
-                "choose one with --key NAME or FILE:NAME",
-            )
-        key = next(iter(entries))
-    entry = entries.get(key)
-    if entry is None:
-        raise ReadError(
-            source,
-            f"no tensor named {_show(key)} in the safetensors file; it holds: {_listing(entries)}",
-        )
-    return key, entry
+    return select_member(
+        entries,
+        key,
+        source,
+        container="the safetensors file",
+        noun=("tensor", "tensors"),
+        limit=_MAX_LISTED,
+    )
 
 
 def _check_dtype(name: str, entry: _Entry, source: str) -> None:
@@ -480,14 +472,6 @@ def _finish(flat: npt.NDArray[Any], entry: _Entry, source: str) -> npt.NDArray[A
 
 
 # ---------------------------------------------------------------- messages
-
-
-def _listing(entries: dict[str, _Entry]) -> str:
-    names = list(entries)
-    shown = ", ".join(_show(name) for name in names[:_MAX_LISTED])
-    if len(names) > _MAX_LISTED:
-        shown += f", ... ({len(names)} in all)"
-    return shown
 
 
 def _show(value: Any, limit: int = 60) -> str:

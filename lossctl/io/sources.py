@@ -2,8 +2,9 @@
 
 Sources
     A path; ``-`` for standard input; ``PATH:KEY`` when ``PATH:KEY`` itself is not an
-    existing file but ``PATH`` is (``-:KEY`` works for standard input).  A key given
-    both ways must agree.
+    existing file but ``PATH`` is (the longest such ``PATH``: ``ck.json:a:b`` is the
+    key ``a:b``); ``-:KEY`` works for standard input (on the command line after ``--``,
+    where it cannot look like an option).  A key given both ways must agree.
 
 Opening
     A path is opened once (non-blocking, so that opening a FIFO never waits for a
@@ -67,9 +68,13 @@ def resolve_spec(spec: str, key: str | None) -> tuple[str, str, str | None]:
     path = spec
     spec_key: str | None = None
     if spec != "-" and ":" in spec and not os.path.exists(spec):
-        head, _, tail = spec.rpartition(":")
-        if head == "-" or (head and os.path.exists(head)):
-            path, spec_key = head, tail
+        # the longest existing PATH: ck.json:a:b is the key "a:b" of ck.json
+        colons = [i for i, char in enumerate(spec) if char == ":"]
+        for i in reversed(colons):
+            head, tail = spec[:i], spec[i + 1 :]
+            if head == "-" or (head and os.path.exists(head)):
+                path, spec_key = head, tail
+                break
     source = STDIN_NAME if path == "-" else path
     if spec_key is not None:
         if not spec_key:

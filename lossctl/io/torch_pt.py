@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lossctl.errors import ReadError
+from lossctl.io.inflation import check_inflation
 
 __all__ = [
     "MAX_PICKLE_BYTES",
@@ -480,6 +481,7 @@ def _storage_bytes(
         if isinstance(backing, bytes):
             return np.frombuffer(backing, dtype=np.uint8, count=need, offset=start)
         return np.memmap(backing, dtype=np.uint8, mode="r", offset=start, shape=(need,))
+    check_inflation(info, source, f"storage {info.filename}: ")
     try:
         with archive.open(info) as member:
             data = member.read(need)

@@ -91,6 +91,8 @@ _ADVICE = ("logits", "log-probabilities", "probabilities")
 
 
 def _input_kind(e: Facts) -> tuple[str, Fields]:
+    if e["kind"] == "unknown" and e["classes"] == 0:
+        return "finding.input-kind.no-classes", {"class_dim": e["class_dim"]}
     note = ""
     if "pytorch_class_dim" in e:
         note = t("finding.input-kind.note", pytorch_class_dim=e["pytorch_class_dim"])
@@ -328,7 +330,12 @@ def finding_json(finding: Finding) -> dict[str, JsonValue]:
 # ---------------------------------------------------------------- reasons
 
 _INPUT_CAUSES = {ReasonCode.INPUT_HAS_NAN, ReasonCode.INPUT_HAS_POSINF, ReasonCode.INPUT_HAS_NEGINF}
-_REASONS = {ReasonCode.ALL_IGNORED, ReasonCode.EMPTY, ReasonCode.ZERO_WEIGHT_SUM}
+_REASONS = {
+    ReasonCode.ALL_IGNORED,
+    ReasonCode.EMPTY,
+    ReasonCode.NO_CLASSES,
+    ReasonCode.ZERO_WEIGHT_SUM,
+}
 
 
 def reason_message(reason: NonfiniteReason) -> str:
@@ -339,7 +346,8 @@ def reason_message(reason: NonfiniteReason) -> str:
         text = t("reason.positions", count=e["nonfinite_positions"], positions=e["positions"])
         return t("reason.with_cause", text=text, cause=cause) if cause else text
     if reason.code in _REASONS:
-        return t(f"reason.{reason.code.value}", loss=e["loss"], ignored=e.get("ignored"))
+        fields = {"loss": e["loss"], "ignored": e.get("ignored"), "positions": e.get("positions")}
+        return t(f"reason.{reason.code.value}", **fields)
     if cause:
         return t("reason.loss_because", loss=e["loss"], cause=cause)
     return t("reason.loss", loss=e["loss"])

@@ -243,6 +243,8 @@ def shape_text(shape: Sequence[int]) -> str:
 
 def denominator_text(result: LossResult, weighted: bool) -> str:
     """What the mean divides by, in words."""
+    if result.target_kind == "probabilities" and result.input_shape[result.class_dim] == 0:
+        return t("result.denominator.no_classes")  # PyTorch's numel/C is 0/0
     if result.target_kind == "probabilities":
         return t("result.denominator.positions", count=result.count)
     targets = t("result.target" if result.count == 1 else "result.targets_plural")

@@ -9,12 +9,17 @@ import numpy as np
 import numpy.typing as npt
 
 from lossctl.core.losses import FloatArray, LossOp, LossResult
+from lossctl.errors import InputError
 from lossctl.trace.layout import cells, edge_terms, make_layout
 from lossctl.trace.model import BoolArray, Column, Edges, IntArray, Layout, present
 from lossctl.trace.rows import Rows, fetch_rows
 from lossctl.trace.stats import STATS_MIN_POSITIONS, worst_positions
 
 __all__ = ["LossContext", "loss_context"]
+
+#: An input without values (0 classes) has at most this many positions to explain: the trace
+#: keeps a few bytes per position, and (10**12, 0) is a 128-byte file.
+MAX_EMPTY_POSITIONS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -99,9 +104,14 @@ def loss_context(
     """The :class:`LossContext` of ``result`` (computed from these arguments)."""
     axis = result.class_dim
     w = None if weight is None else np.asarray(weight, dtype=np.float64).reshape(-1)
+    count = int(np.asarray(result.per_position).size)
+    if values.size == 0 and count > MAX_EMPTY_POSITIONS:
+        raise InputError(
+            f"--explain: the input has shape {tuple(values.shape)}, {count} positions of 0 "
+            "classes each: there are no values to work through; drop --explain for the loss"
+        )
     layout = make_layout(tuple(values.shape), axis, edges)
     losses = np.asarray(result.per_position, dtype=np.float64).reshape(-1)
-    count = losses.size
     if result.target_kind == "probabilities":
         counted = np.ones(count, dtype=np.bool_)
         indices = np.zeros(count, dtype=np.intp)

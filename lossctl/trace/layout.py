@@ -69,12 +69,25 @@ def _cell_index(shape: tuple[int, ...], r: IntArray, c: IntArray) -> tuple[IntAr
     )
 
 
+def _list_positions(positions_shape: tuple[int, ...], edge: int | None) -> tuple[int | None, ...]:
+    """The positions of a separate list; none of (10**9, 0) positions, all elided (``None``)
+    rather than written out as 10**9 empty lists."""
+    count = math.prod(positions_shape)
+    if count == 0 and 0 in positions_shape:
+        outer = math.prod(positions_shape[: positions_shape.index(0)])
+        return (None,) if outer > SMALL else ()
+    return kept_indices(count, edge)
+
+
 def make_layout(
     shape: tuple[int, ...], class_dim: int | None, edges: Edges, class_name: str = "class"
 ) -> Layout:
     """The cells and positions to show of an input of ``shape`` with classes on ``class_dim``."""
     ndim = len(shape)
     names = _axis_names(ndim, class_dim, class_name)
+    full = edges.cols is None
+    if 0 in shape and edges.rows is None:
+        edges = Edges()  # no value to show: (10**9, 0) is not 10**9 empty rows, even in full
     grid_rows, grid_cols = _grid_shape(shape)
     rows = kept_indices(grid_rows, edges.rows)
     cols = kept_indices(grid_cols, edges.cols)
@@ -94,7 +107,7 @@ def make_layout(
             cell_index=cell_index,
             cell_position=zeros,
             cell_class=zeros,
-            full=edges.cols is None,
+            full=full,
         )
     positions_shape = shape[:class_dim] + shape[class_dim + 1 :]
     orientation: Orientation
@@ -104,7 +117,7 @@ def make_layout(
         orientation, positions = "across", cols
     else:
         orientation = "list"
-        positions = kept_indices(math.prod(positions_shape), edges.rows)
+        positions = _list_positions(positions_shape, edges.rows)
     others_index = tuple(cell_index[axis] for axis in range(ndim) if axis != class_dim)
     if positions_shape and zeros.size:
         cell_position = np.ravel_multi_index(others_index, positions_shape).astype(np.intp)
@@ -122,7 +135,7 @@ def make_layout(
         cell_index=cell_index,
         cell_position=cell_position,
         cell_class=cell_index[class_dim].copy() if zeros.size else zeros,
-        full=edges.cols is None,
+        full=full,
     )
 
 

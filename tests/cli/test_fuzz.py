@@ -2,7 +2,10 @@
 
 Random bytes, and valid JSON / CSV / NPY / NPZ with mutations (characters replaced,
 inserted or deleted; NaN tokens, huge numbers, deep nesting, strings, booleans and
-nulls injected; header and body bytes flipped; truncation), fed to ``ce``, ``nll``,
+nulls injected; header and body bytes flipped; truncation); and the real ``.pt``,
+safetensors and merge-document fixtures with their bytes or fields mutated (a
+pickle's bytes inside a valid zip, a safetensors header's dtype, shape or offsets, a
+``--json`` result's fields replaced or deleted), fed to ``ce``, ``nll``,
 ``softmax``, ``log-softmax`` and ``log`` as the logits, the labels, ``--weight`` or
 standard input. Every run must end with:
 
@@ -29,6 +32,7 @@ import math
 import os
 import tempfile
 import warnings
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -221,12 +225,93 @@ def mutated_bytes(draw: st.DrawFn, data: bytes) -> bytes:
     return bytes(out)
 
 
+DATA = Path(__file__).resolve().parent.parent / "data"
+PT_FIXTURES = sorted((DATA / "pt").glob("*.pt"))
+SAFETENSORS_FIXTURES = sorted((DATA / "safetensors").glob("*.safetensors"))
+ODD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False),
+    st.sampled_from(["nan", "-inf", "1*2**99999", "-3*2**-4000", "", "F32", "BF16", "x"]),
+    st.lists(st.integers(-5, 2**40), max_size=4),
+)
+
+
+@st.composite
+def near_pt(draw: st.DrawFn) -> bytes:
+    """A real torch.save file (tests/data/pt): bytes mutated, or its pickle's bytes
+    mutated inside an otherwise valid zip."""
+    data = draw(st.sampled_from(PT_FIXTURES)).read_bytes()
+    if not zipfile.is_zipfile(io.BytesIO(data)) or draw(st.booleans()):  # legacy.pt: no zip
+        return draw(mutated_bytes(data))
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for info in source.infolist():
+            member = source.read(info)
+            if info.filename.endswith(("data.pkl", "byteorder")) or draw(st.booleans()):
+                member = draw(mutated_bytes(member))
+            archive.writestr(info.filename, member)
+    return out.getvalue()
+
+
+@st.composite
+def near_safetensors(draw: st.DrawFn) -> bytes:
+    """A real safetensors file (tests/data/safetensors): bytes mutated, or a field of its
+    JSON header (dtype, shape, data_offsets, a whole entry) replaced."""
+    data = draw(st.sampled_from(SAFETENSORS_FIXTURES)).read_bytes()
+    if draw(st.booleans()):
+        return draw(mutated_bytes(data))
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    body = data[8 + length :]
+    if draw(st.booleans()):  # one tensor only (the one at offset 0), so no --key is needed
+        name, entry = next(
+            (k, v) for k, v in header.items() if v.get("data_offsets", [None])[0] == 0
+        )
+        header, body = {name: entry}, body[: entry["data_offsets"][1]]
+    names = sorted(header)
+    for _ in range(draw(st.integers(0, 3))):
+        name = draw(st.sampled_from(names))
+        entry = header[name]
+        if isinstance(entry, dict) and entry and draw(st.booleans()):
+            entry[draw(st.sampled_from(sorted(entry)))] = draw(ODD_VALUES)
+        else:
+            header[name] = draw(ODD_VALUES)
+    text = json.dumps(header).encode()
+    size = len(text) if draw(st.integers(0, 9)) else draw(st.integers(0, 2**63))
+    return size.to_bytes(8, "little") + text + body
+
+
+@st.composite
+def near_merge(draw: st.DrawFn) -> bytes:
+    """A real ``ce --json`` document: fields replaced or deleted, or its text mutated."""
+    document = json.loads(CE_DOCUMENT)
+    if draw(st.integers(0, 3)) == 0:
+        return draw(mutated_text(CE_DOCUMENT))
+    for _ in range(draw(st.integers(1, 3))):
+        key = draw(st.sampled_from(sorted(document)))
+        if draw(st.integers(0, 4)) == 0:
+            del document[key]
+        elif key == "exact" and draw(st.booleans()):
+            document[key] = {"sum": draw(ODD_VALUES), "denominator": draw(ODD_VALUES)}
+        else:
+            document[key] = draw(ODD_VALUES)
+        if not document:
+            break
+    return json.dumps(document).encode()
+
+
 FORMATS: dict[str, tuple[Callable[[], st.SearchStrategy[bytes]], str]] = {
     "bytes": (lambda: st.binary(max_size=300), ""),
     "json": (near_json, ".json"),
     "csv": (near_csv, ".csv"),
     "npy": (near_npy, ".npy"),
     "npz": (near_npz, ".npz"),
+    "pt": (near_pt, ".pt"),
+    "safetensors": (near_safetensors, ".safetensors"),
+    "merge": (near_merge, ".json"),
 }
 
 
@@ -378,7 +463,16 @@ JOBS = st.sampled_from([(command, role) for command, roles in ROLES.items() for 
 
 @pytest.mark.parametrize(
     ("fmt", "count"),
-    [("bytes", 600), ("json", 1600), ("csv", 1000), ("npy", 1400), ("npz", 400)],
+    [
+        ("bytes", 600),
+        ("json", 1600),
+        ("csv", 1000),
+        ("npy", 1400),
+        ("npz", 400),
+        ("pt", 200),
+        ("safetensors", 200),
+        ("merge", 200),
+    ],
 )
 def test_fuzz_in_process(workdir: Path, fmt: str, count: int) -> None:
     strategy, natural_ext = FORMATS[fmt]
@@ -399,7 +493,7 @@ def test_fuzz_in_process(workdir: Path, fmt: str, count: int) -> None:
     ran = STATS - before
     # the fuzzing really happened, at scale, and reached the computation (not only refusals)
     assert ran[f"in-process {fmt}"] >= 0.9 * count * min(SCALE, 1.0), ran
-    if fmt in ("json", "csv", "npy"):
+    if fmt in ("json", "csv", "npy", "pt", "safetensors", "merge"):
         assert ran["in-process exit 0"] >= 1, f"no {fmt} input was accepted: the fuzz is too blunt"
     if fmt in ("json", "npy"):  # accepted softmax/log inputs compared with NumPy
         assert ran["numbers checked"] >= 1, ran

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from lossctl.errors import ExitStatus, ReadError
-from lossctl.io import torch_pt
+from lossctl.io import inflation, torch_pt
 from lossctl.io.torch_pt import is_torch_zip, looks_like_legacy_torch, read_pt, read_pt_bytes
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "pt"
@@ -109,6 +109,22 @@ def test_compressed_and_big_endian_archives(tmp_path: Path) -> None:
         got = read_pt(str(path), path.name, None)
         assert got.dtype == np.float32 and got.dtype.isnative
         assert np.array_equal(got, want, equal_nan=True)
+
+
+def test_a_compressed_storage_bomb_is_refused_before_inflating(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The .pt rule is the .npz rule: 1 MiB of zeros deflated ~1000x, beyond a 64 KiB floor."""
+    numel = 1 << 18
+    pkl = b"\x80\x02" + tensor_ops(numel, 0, (numel,), (1,)) + b"."
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data.pkl", pkl)
+        z.writestr("archive/byteorder", b"little")
+        z.writestr("archive/data/0", bytes(4 * numel))
+    assert read_pt_bytes(buf.getvalue(), "zeros.pt", None).shape == (numel,)  # small: read
+    monkeypatch.setattr(inflation, "RATIO_FLOOR", 1 << 16)
+    refused(buf.getvalue(), "storage archive/data/0", "possible zip bomb")
 
 
 def test_is_torch_zip_and_legacy_sniffing() -> None:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from lossctl.errors import LossctlError, ReadError
-from lossctl.io import readers
+from lossctl.io import inflation, npz, readers
 from lossctl.io.readers import Loaded, parse_number_list, read_array
 
 INPUTS = Path(__file__).resolve().parents[1] / "inputs"
@@ -622,12 +622,22 @@ def test_npz_non_npy_member(tmp_path: Path) -> None:
 
 
 def test_npz_zip_bomb_by_ratio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # 4 MiB of zeros compresses to a few KiB: a ratio far above 64x
+    # 4 MiB of zeros compresses to a few KiB: a ratio far above 64x, but small
     spec = write(tmp_path / "zeros.npz", npz_bytes(z=np.zeros(1 << 19)))
     assert os.path.getsize(spec) < 100_000
-    assert read_array(spec).array.shape == (1 << 19,)  # fine under the default 1 GiB limit
-    monkeypatch.setattr(readers, "_NPZ_MAX_BYTES", 1 << 20)
-    read_error(spec, "member 'z'", str(8 * (1 << 19) + 128), "zip bomb")
+    assert read_array(spec).array.shape == (1 << 19,)  # under the ratio rule's 64 MiB floor
+    monkeypatch.setattr(inflation, "RATIO_FLOOR", 1 << 20)
+    read_error(spec, "member 'z'", str(8 * (1 << 19) + 128), "possible zip bomb")
+
+
+def test_npz_member_beyond_the_machines_memory(tmp_path: Path) -> None:
+    """Any ratio: a member larger than half the physical memory is refused before inflating."""
+    data = npz_bytes(z=np.arange(1 << 16, dtype=np.float64))  # compresses about 4x
+    size = zipfile.ZipFile(io.BytesIO(data)).getinfo("z.npy").file_size
+    assert npz.read_npz(io.BytesIO(data), "a.npz", None, max_bytes=size).shape == (1 << 16,)
+    with pytest.raises(ReadError, match="more than half of this machine's memory"):
+        npz.read_npz(io.BytesIO(data), "a.npz", None, max_bytes=size - 1)
+    assert 0 < inflation.memory_bound() <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def test_npz_compressed_size_beyond_archive(tmp_path: Path) -> None:

@@ -143,6 +143,7 @@ MESSAGES: dict[str, str] = {
     "result.ignored": "ignored",
     "result.sum": "sum",
     "result.denominator": "denominator",
+    "result.denominator.no_classes": "numel/classes = 0/0 with 0 classes (PyTorch: nan)",
     "result.denominator.positions": "{count} positions (probability targets: N·d1·…·dk)",
     "result.denominator.weights": "Σ w[target] over {count} counted {targets}",
     "result.denominator.count": "{count} counted {targets}",
@@ -254,6 +255,8 @@ MESSAGES: dict[str, str] = {
     # ------------------------------------------------------------ doctor findings
     "finding.input-kind": "the input holds {kind} along class axis {class_dim} ({classes}){note}: "
     "{advice}",
+    "finding.input-kind.no-classes": "the input has 0 classes along class axis {class_dim}: no "
+    "value to judge",
     "finding.input-kind.note": ", not PyTorch's class axis {pytorch_class_dim} (found without "
     "labels)",
     "finding.kind.logits": "logits (values {values}{lse})",
@@ -362,6 +365,9 @@ MESSAGES: dict[str, str] = {
     "ignore_index: the mean of no targets is undefined (PyTorch returns nan too)",
     "reason.nan-loss-empty": "the loss is {loss} because the input is empty: the mean of no "
     "targets is undefined",
+    "reason.nan-loss-no-classes": "the loss is {loss} because the input has 0 classes: the mean "
+    "of probability targets divides by numel/classes = 0/0, not by the {positions} positions "
+    "(PyTorch returns nan too)",
     "reason.zero-weight-sum": "the loss is {loss} because the class weights of the counted "
     "targets sum to 0 (the mean divides by that sum)",
     # ------------------------------------------------------------ warnings

@@ -159,6 +159,7 @@ MESSAGES: dict[str, str] = {
     "result.ignored": "忽略",
     "result.sum": "总和",
     "result.denominator": "分母",
+    "result.denominator.no_classes": "numel/classes = 0/0，0 个类别（PyTorch 同为 nan）",
     "result.denominator.positions": "{count} 个位置（概率目标：N·d1·…·dk）",
     "result.denominator.weights": "{count} 个计入{targets}的 Σ w[target]",
     "result.denominator.count": "{count} 个计入的{targets}",
@@ -267,6 +268,7 @@ MESSAGES: dict[str, str] = {
     "list.and": "、",
     # ------------------------------------------------------------ doctor findings
     "finding.input-kind": "输入沿类别轴 {class_dim}（{classes}）是{kind}{note}：{advice}",
+    "finding.input-kind.no-classes": "输入沿类别轴 {class_dim} 有 0 个类别：没有可判断的值",
     "finding.input-kind.note": "，该轴是在没有标签时推断出的，并非 PyTorch 的类别轴 "
     "{pytorch_class_dim}",
     "finding.kind.logits": "logits（取值 {values}{lse}）",
@@ -363,6 +365,7 @@ MESSAGES: dict[str, str] = {
     "reason.nan-loss-all-ignored": "损失为 {loss}，因为所有目标（{ignored} 个）都等于 "
     "ignore_index：没有目标的平均值无定义（PyTorch 同样返回 nan）",
     "reason.nan-loss-empty": "损失为 {loss}，因为输入为空：没有目标的平均值无定义",
+    "reason.nan-loss-no-classes": "损失为 {loss}，因为输入有 0 个类别：概率目标的平均值除以 numel/classes = 0/0，而不是除以 {positions} 个位置（PyTorch 同样返回 nan）",
     "reason.zero-weight-sum": "损失为 {loss}，因为计入目标的类别权重之和为 0（平均值要除以这个和）",
     # ------------------------------------------------------------ warnings
     "warning.negative-log": "负数的对数为 nan：输入不是概率",
