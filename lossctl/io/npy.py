@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import collections
 import math
-import os
+import mmap
 import warnings
+import weakref
 from typing import IO, Any, Literal
 
 import numpy as np
@@ -113,20 +114,21 @@ def native(array: Array) -> Array:
     return np.array(array, dtype=array.dtype.newbyteorder("="), order="K")
 
 
-# (source, path, size) of the mapped .npy files, the latest first out (a worker maps many)
-_MAPPED: collections.deque[tuple[str, str | None, int]] = collections.deque(maxlen=256)
+# (source, mapping, size) of the mapped .npy files; a weak reference: a mapping that is gone
+# cannot fault. The latest first out (a Dask worker maps many).
+_MAPPED: collections.deque[tuple[str, weakref.ref[mmap.mmap], int]] = collections.deque(maxlen=256)
 
 
 def mapped_sources() -> list[str]:
     """The memory-mapped ``.npy`` files (as the user named them) that are now shorter than
-    when they were mapped (for a SIGBUS message)."""
+    when they were mapped (for a SIGBUS message); each mapping ``fstat``-s its own
+    descriptor, so a file read through a descriptor without a name is found too."""
     shrunk = []
-    for source, path, size in _MAPPED:
-        if path is None:  # mapped through a descriptor without a name
-            continue
+    for source, mapping, size in _MAPPED:
+        live = mapping()
         try:
-            shrunk += [source] if os.stat(path).st_size < size else []
-        except OSError:  # removed, or no longer reachable
+            shrunk += [source] if live is not None and live.size() < size else []
+        except (OSError, ValueError):  # closed, or no longer reachable
             shrunk.append(source)
     return list(dict.fromkeys(shrunk))
 
@@ -159,7 +161,9 @@ def read_npy(
             else:
                 mapped: Any = handle  # numpy maps any object with fileno()
                 array = np.memmap(mapped, dtype, "r", header_length, shape, order)
-                _MAPPED.append((source, getattr(array, "filename", None), size))
+                mapping = getattr(array, "_mmap", None)  # NumPy's own mmap of the file
+                if isinstance(mapping, mmap.mmap):
+                    _MAPPED.append((source, weakref.ref(mapping), size))
     except Exception as exc:
         raise ReadError(source, f"cannot read .npy data: {oneline(exc)}") from None
     if not isinstance(array, np.ndarray) or array.shape != shape or array.dtype != dtype:
