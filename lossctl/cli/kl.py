@@ -99,6 +99,7 @@ def compute(
             log_probs=options.log_probs,
             ignore_index=options.ignore_index,
             both_directions=options.both_directions,
+            precision=options.precision.value,
             per_position=options.reduction == KLReduction.none,
             observe=check.observe,
             on_rows=advance,

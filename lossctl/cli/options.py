@@ -401,6 +401,15 @@ class KLOptions:
             rich_help_panel=LOSS,
         ),
     ] = False
+    precision: Annotated[
+        Precision,
+        typer.Option(
+            "--precision",
+            help="auto: two float32 inputs use float32 exp with float64 sums (KL within "
+            "~2e-6 relative, NLLs 2.4e-7); float64: all float64 (1e-12).",
+            rich_help_panel=LOSS,
+        ),
+    ] = Precision.auto
     both_directions: Annotated[
         bool,
         typer.Option(

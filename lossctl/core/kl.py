@@ -172,7 +172,7 @@ def _phi(e: FloatArray) -> FloatArray:
     return out
 
 
-def _two_difference(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
+def two_difference(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
     """``a - b = hi + lo`` exactly (Knuth's TwoSum), for finite inputs."""
     hi = a - b
     bb = hi - a
@@ -219,7 +219,7 @@ def _kl_rows_from_logits(x: FloatArray, y: FloatArray) -> FloatArray:
     log_norm = stats.log_norm[good][:, None]
     p = np.where(sup, np.exp(lp), 0.0)
     with np.errstate(invalid="ignore", over="ignore"):
-        hi, lo = _two_difference(np.where(sup, xs, 0.0), np.where(sup, ys, 0.0))
+        hi, lo = two_difference(np.where(sup, xs, 0.0), np.where(sup, ys, 0.0))
         weight = p.sum(axis=1, keepdims=True)
         # Centre on d at the most probable class k (exact differences, Sterbenz), then on
         # the p-weighted mean twice, so the residual E_p[e] is ~eps**2 * |e|, not eps * |d|.

@@ -72,10 +72,11 @@ def scratch(name: str, shape: tuple[int, int], dtype: npt.DTypeLike = np.float64
     return buffer[:size].reshape(shape)
 
 
-def _degree(bound: float) -> int:
-    """Smallest polynomial degree whose truncation is <= 2**-56 relative for |e| <= bound."""
+def poly_degree(bound: float, target: float = 2.0**-56) -> int:
+    """Smallest degree of the ``phi(e) / e**2`` series whose truncation is <= ``target``
+    relative for |e| <= bound."""
     for n in range(len(_COEFFS)):
-        if 2.0 * bound ** (n + 1) / math.factorial(n + 3) <= 2.0**-56:
+        if 2.0 * bound ** (n + 1) / math.factorial(n + 3) <= target:
             return n
     return len(_COEFFS) - 1
 
@@ -91,6 +92,7 @@ class Soft:
     log_norm: FloatArray  # log1p(sum of the other terms) (M,)
     norm: FloatArray  # 1 + sum of the other terms = sum of terms (M,)
     fast: npt.NDArray[np.bool_]  # rows the fast KL form serves (finite, in range)
+    plain: npt.NDArray[np.bool_] | None = None  # float32 form: no nonzero |x| < 2**-22
 
     @staticmethod
     def of(rows: FloatArray, name: str = "terms") -> Soft:
@@ -130,33 +132,50 @@ class Soft:
             return np.asarray(-(shifted - self.log_norm[rows]), np.float64)
 
 
+Entries = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], FloatArray]
+
+
+def wide_entries(e: FloatArray, high: FloatArray, low: FloatArray) -> Entries | None:
+    """The (rows, columns, values) of ``e`` beyond the polynomial's range (``|e| > 1/2``);
+    ``high`` and ``low`` are the row maxima and minima."""
+    wide = np.flatnonzero((high > _POLY_LIMIT) | (low < -_POLY_LIMIT))
+    if not wide.size:
+        return None
+    sub = e[wide]
+    r, c = np.nonzero(np.abs(sub) > _POLY_LIMIT)
+    return wide[r], c, sub[r, c]
+
+
+def horner(series: npt.NDArray[Any], e: npt.NDArray[Any], degree: int, cache: int) -> None:
+    """``series = sum_{k <= degree} (-e)**k / (k+2)!`` (``phi(e) / e**2``) in the dtype of
+    ``series``, on row groups of about ``cache`` values (they stay in cache)."""
+    coefficients = [series.dtype.type(value) for value in _COEFFS[: degree + 1]]
+    step = max(1, cache // max(1, e.shape[1]))
+    for start in range(0, e.shape[0], step):
+        s, part = series[start : start + step], e[start : start + step]
+        s.fill(coefficients[degree])
+        for coefficient in coefficients[degree - 1 :: -1]:
+            s *= part
+            s += coefficient
+
+
 def _phi_weighted_sum(e: FloatArray, terms: FloatArray) -> FloatArray:
     """``sum_c terms_c * phi(e_c)`` per row; ``e`` is overwritten (used as scratch)."""
     if e.size == 0:
         return np.zeros(e.shape[0])
     high, low = e.max(axis=1), e.min(axis=1)
-    wide = np.flatnonzero((high > _POLY_LIMIT) | (low < -_POLY_LIMIT))
+    outside = wide_entries(e, high, low)
     bound = float(min(max(high.max(), -low.min()), _POLY_LIMIT))
-    degree = _degree(bound)
-    outside: list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], FloatArray]] = []
-    if wide.size:  # the few values beyond the polynomial's range, evaluated directly
-        sub = e[wide]
-        r, c = np.nonzero(np.abs(sub) > _POLY_LIMIT)
-        values = sub[r, c]
-        outside.append((wide[r], c, np.expm1(-values) + values))
+    if outside is not None:  # the few values beyond the polynomial's range, evaluated directly
+        values = outside[2]
+        outside = (outside[0], outside[1], np.expm1(-values) + values)
         np.clip(e, -_POLY_LIMIT, _POLY_LIMIT, out=e)
     series: FloatArray = scratch("series", e.shape)
-    step = max(1, _CACHE_VALUES // max(1, e.shape[1]))
-    for start in range(0, e.shape[0], step):  # Horner on row groups that stay in cache
-        s, part = series[start : start + step], e[start : start + step]
-        s.fill(_COEFFS[degree])
-        for coefficient in _COEFFS[degree - 1 :: -1]:
-            s *= part
-            s += coefficient
-        s *= part
-        s *= part
-    for rows, cols, values in outside:
-        series[rows, cols] = values
+    horner(series, e, poly_degree(bound), _CACHE_VALUES)
+    series *= e
+    series *= e
+    if outside is not None:
+        series[outside[0], outside[1]] = outside[2]
     series *= terms
     return np.asarray(series.sum(axis=1), dtype=np.float64)
 

@@ -44,7 +44,9 @@ import numpy.typing as npt
 from lossctl.core.exactsum import ZERO, ExactSum, exact_sum
 from lossctl.core.kl import kl_rows, paired_rows
 from lossctl.core.kl_fast import Soft, checked_labels, fast_kl, top_members, top_overlap
+from lossctl.core.kl_fast32 import eligible, kl_pieces32
 from lossctl.core.losses import DEFAULT_IGNORE_INDEX, FloatArray
+from lossctl.core.spec import Precision
 from lossctl.errors import InputError
 
 PERCENTILES = (0.1, 1.0, 5.0, 10.0, 50.0, 90.0, 95.0, 99.0, 99.9)
@@ -358,6 +360,21 @@ def kl_block_stats(
     )[0]
 
 
+def _pieces64(
+    ref: FloatArray, oth: FloatArray, other_soft: bool, reverse: bool, fast: bool, log_probs: bool
+) -> tuple[Soft, Soft | None, FloatArray, FloatArray | None]:
+    """Both inputs' float64 pieces, the KL and (with ``reverse``) the reverse KL."""
+    soft_r = Soft.of(ref, "terms_ref")
+    soft_o = Soft.of(oth, "terms_other") if other_soft else None
+    by_fast = fast and not log_probs
+    kl_all = fast_kl(soft_r, oth) if by_fast else kl_rows(ref, oth, log_probs=log_probs)
+    back: FloatArray | None = None
+    if reverse:
+        assert soft_o is not None
+        back = fast_kl(soft_o, ref) if by_fast else kl_rows(oth, ref, log_probs=log_probs)
+    return soft_r, soft_o, kl_all, back
+
+
 def block_stats(
     ref_rows: npt.ArrayLike,
     other_rows: npt.ArrayLike,
@@ -368,15 +385,20 @@ def block_stats(
     reverse: bool = False,
     fast: bool = False,
     raw: tuple[npt.NDArray[Any], npt.NDArray[Any]] | None = None,
+    precision: Precision = "float64",
 ) -> tuple[KLStats, FloatArray, FloatArray | None]:
     """:func:`kl_block_stats`, the KL of every row (ignored labels too) and, with
     ``reverse``, KL(P_other || P_ref) of the counted rows; one log-softmax per input.
 
     ``fast``: the KL by :func:`~lossctl.core.kl_fast.fast_kl` (within its documented bound
-    of the reference, not bit-equal to it); else by the reference ``kl_rows``.
+    of the reference, not bit-equal to it); else by the reference ``kl_rows``. ``fast``
+    with ``precision="auto"`` and float32 rows: ``exp`` in float32 with float64 sums
+    (:mod:`lossctl.core.kl_fast32`, its bound), the NLLs as ``lossctl ce`` computes them.
     """
-    ref = np.asarray(ref_rows, dtype=np.float64)
-    oth = np.asarray(other_rows, dtype=np.float64)
+    ref, oth = np.asarray(ref_rows), np.asarray(other_rows)
+    single = fast and not log_probs and precision == "auto" and eligible(ref, oth)
+    if not single:
+        ref, oth = np.asarray(ref, dtype=np.float64), np.asarray(oth, dtype=np.float64)
     if ref.ndim != 2 or ref.shape != oth.shape:
         raise InputError(
             f"a block needs two (positions, classes) arrays of one shape, got "
@@ -386,19 +408,12 @@ def block_stats(
     if classes == 0:
         raise InputError("the logits have no classes")
     keep, label_array = checked_labels(labels, ref.shape[0], classes, ignore_index)
-    soft_r = Soft.of(ref, "terms_ref")
-    soft_o = Soft.of(oth, "terms_other") if (labels is not None or reverse) else None
-    kl_all = (
-        fast_kl(soft_r, oth) if fast and not log_probs else kl_rows(ref, oth, log_probs=log_probs)
-    )
-    back: FloatArray | None = None
-    if reverse:
-        assert soft_o is not None
-        back = (
-            fast_kl(soft_o, ref)
-            if fast and not log_probs
-            else kl_rows(oth, ref, log_probs=log_probs)
-        )
+    other_soft = labels is not None or reverse
+    if single:
+        soft_r, soft_o, kl_all, back = kl_pieces32(ref, oth, other_soft, reverse)
+        raw = (ref, oth)
+    else:
+        soft_r, soft_o, kl_all, back = _pieces64(ref, oth, other_soft, reverse, fast, log_probs)
     k = min(TOP_K, classes)
     rank_r, rank_o = (ref, oth) if raw is None or raw[0].dtype.kind != "f" else raw
     overlaps = top_overlap(rank_r, rank_o, k)

@@ -43,7 +43,7 @@ from lossctl.core.kl_stats import (
 )
 from lossctl.core.losses import class_axis_candidates
 from lossctl.core.rows import normalize_axis, positions_shape
-from lossctl.core.spec import DEFAULT_IGNORE_INDEX, FloatArray
+from lossctl.core.spec import DEFAULT_IGNORE_INDEX, PRECISIONS, FloatArray, Precision
 from lossctl.core.threads import default_workers
 from lossctl.errors import InputError
 
@@ -121,12 +121,15 @@ class _Rows:
         self.flat = self.moved.reshape(self.count, classes) if contiguous else None
         self.mapping = _mapping_of(array)
 
-    def block(self, start: int, stop: int) -> tuple[npt.NDArray[Any], FloatArray]:
-        """Rows ``start:stop`` as stored (a view when contiguous) and as float64."""
+    def block(self, start: int, stop: int, as_stored: bool) -> tuple[npt.NDArray[Any], Any]:
+        """Rows ``start:stop`` as stored (a view when contiguous) and as float64 (as stored
+        too with ``as_stored``: the float32 form reads them in place)."""
         if self.flat is not None:
             raw = self.flat[start:stop]
         else:  # a strided view (class axis not last, or --shift): gather these rows only
             raw = self.moved[np.unravel_index(np.arange(start, stop), self.positions)]
+        if as_stored:
+            return raw, raw
         rows: FloatArray = scratch(self.name, raw.shape)  # reused: nothing escapes a block
         np.copyto(rows, raw, casting="unsafe")
         return raw, rows
@@ -204,12 +207,17 @@ def stream_kl(
     observe: BlockObserver | None = None,
     on_rows: Callable[[int], None] | None = None,
     block_bytes: int = BLOCK_BYTES,
+    precision: Precision = "auto",
 ) -> KLPass:
     """KL(P_ref || P_other) statistics of two arrays of one shape, block by block.
 
     ``observe(ref_rows, other_rows)`` sees every block as stored (the doctor's checks);
     ``per_position`` also returns the KL at every position (M float64 values).
+    ``precision="auto"``: two float32 inputs take ``exp`` in float32 with float64 sums
+    (:mod:`lossctl.core.kl_fast32`, within its bound); ``"float64"``: float64 throughout.
     """
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of auto, float64; got {precision!r}")
     ref = _real(reference, "reference")
     oth = _real(other, "other")
     if ref.shape != oth.shape:
@@ -231,11 +239,14 @@ def stream_kl(
     reverse: KLStats | None = None
     out = np.empty(count) if per_position else None
 
+    single = precision == "auto" and not log_probs and ref.dtype == oth.dtype == np.float32
+
     def work(start: int, stop: int) -> _Done:
-        (xr, x), (yr, y) = rows_r.block(start, stop), rows_o.block(start, stop)
+        xr, x = rows_r.block(start, stop, single)
+        yr, y = rows_o.block(start, stop, single)
         lb = None if flat_labels is None else flat_labels[start:stop]
-        kind = {"log_probs": log_probs, "reverse": both_directions, "fast": True}
-        part = block_stats(x, y, lb, ignore_index=ignore_index, raw=(xr, yr), **kind)
+        kind = {"log_probs": log_probs, "reverse": both_directions, "precision": precision}
+        part = block_stats(x, y, lb, ignore_index=ignore_index, raw=(xr, yr), fast=True, **kind)
         return xr, yr, part
 
     for start, stop, (x, y, (part, values, backward)) in _in_order(work, count, step):
