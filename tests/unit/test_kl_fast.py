@@ -111,6 +111,22 @@ def test_top_overlap_equals_the_reference_ranking() -> None:
     assert top_overlap(x, y, 5) is None
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_top_overlap_of_wide_rows_equals_the_reference_ranking(dtype: type) -> None:
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(20, 1500)).astype(dtype)
+    y = (x + rng.normal(0, 0.5, size=x.shape)).astype(dtype)
+    x[0] = 1.0  # all tied: the lowest five columns
+    x[1, 100:110] = 50.0  # ties at the top, in one run of 64
+    y[2, [3, 700, 1400, 1499, 64]] = 80.0  # the top five in different runs, one in the tail
+    x[3, :] = -np.inf
+    x[3, 7] = 0.0
+    want = (top_members(x.astype(np.float64), 5) & top_members(y.astype(np.float64), 5)).sum(1)
+    got = top_overlap(x, y, 5)
+    assert got is not None and got.tolist() == want.tolist()
+    assert len(set(got.tolist())) > 2
+
+
 def test_fast_block_stats_equal_the_reference_but_for_kl_rounding() -> None:
     x, y = adversarial()
     labels = np.arange(12) % 5
