@@ -142,7 +142,8 @@ def wide_entries(e: FloatArray, high: FloatArray, low: FloatArray) -> Entries | 
     if not wide.size:
         return None
     sub = e[wide]
-    r, c = np.nonzero(np.abs(sub) > _POLY_LIMIT)
+    flat = np.flatnonzero(np.abs(sub) > _POLY_LIMIT)  # 1-D: several times faster than 2-D
+    r, c = np.divmod(flat, e.shape[1])
     return wide[r], c, sub[r, c]
 
 
@@ -240,6 +241,34 @@ def _top_members_fast(raw: npt.NDArray[Any], k: int) -> npt.NDArray[np.bool_]:
     return members
 
 
+_FOLDS = 6  # maxima of 2**6 = 64 values bound the k-th largest from below
+
+
+def _top_columns(raw: npt.NDArray[Any], k: int) -> npt.NDArray[np.intp]:
+    """(M, k) columns of the top-k classes (ties at the k-th value to lower indices), for
+    rows without NaN. Folding a row in halves with ``maximum`` six times leaves maxima of
+    disjoint groups of about 64 values; the k-th largest of them is a lower bound of the
+    k-th largest value, so only the few values at or above it are ranked."""
+    count, classes = raw.shape
+    folded = scratch("folded", (count, (classes + 1) // 2), raw.dtype)
+    half = classes // 2  # an odd middle column is kept (max is idempotent)
+    np.maximum(raw[:, :half], raw[:, classes - half :], out=folded[:, :half])
+    width = classes - half
+    if width > half:
+        folded[:, half] = raw[:, half]
+    for _ in range(_FOLDS - 1):
+        half = width // 2
+        np.maximum(folded[:, :half], folded[:, width - half : width], out=folded[:, :half])
+        width -= half
+    floor = np.partition(folded[:, :width], width - k, axis=1)[:, width - k]
+    flat = np.flatnonzero(raw >= floor[:, None])  # at least k per row
+    rows, cols = np.divmod(flat, classes)
+    order = np.lexsort((cols, -raw[rows, cols], rows))  # by row, value down, column up
+    cols = cols[order]
+    first = np.searchsorted(rows[order], np.arange(count))
+    return np.asarray(cols[first[:, None] + np.arange(k)], dtype=np.intp)
+
+
 def checked_labels(
     labels: npt.ArrayLike | None, count: int, classes: int, ignore_index: int
 ) -> tuple[npt.NDArray[np.bool_] | None, npt.NDArray[np.int64] | None]:
@@ -287,6 +316,9 @@ def top_overlap(
     with np.errstate(invalid="ignore"):
         if np.isnan(ref.max()) or np.isnan(oth.max()):
             return None
+    if classes >= 2 ** (_FOLDS + 2) * k:  # wide rows: rank only the values above a bound
+        a, b = _top_columns(ref, k), _top_columns(oth, k)
+        return np.asarray((a[:, :, None] == b[:, None, :]).sum(axis=(1, 2)), dtype=np.intp)
     both = _top_members_fast(ref, k)
     both &= _top_members_fast(oth, k)
     return np.asarray(np.count_nonzero(both, axis=1), dtype=np.intp)

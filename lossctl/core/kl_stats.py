@@ -460,16 +460,9 @@ def merge(a: KLStats, b: KLStats) -> KLStats:
         raise InputError(f"cannot merge statistics over {a.classes} and {b.classes} classes")
     if a.labelled != b.labelled:
         raise InputError("cannot merge statistics with labels and statistics without")
-    return KLStats(
-        classes=a.classes,
-        positions=a.positions + b.positions,
-        kl=a.kl + b.kl,
-        same_top1=a.same_top1 + b.same_top1,
-        top_overlap=a.top_overlap + b.top_overlap,
-        labelled=a.labelled,
-        nll=a.nll + b.nll,
-        delta_p=a.delta_p + b.delta_p,
-    )
+    sums = {f.name: getattr(a, f.name) + getattr(b, f.name) for f in fields(KLStats)[1:]}
+    sums["labelled"] = a.labelled
+    return KLStats(classes=a.classes, **sums)
 
 
 def merge_all(parts: Iterable[KLStats]) -> KLStats:

@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lossctl.core.kernels import shared_pool
+from lossctl.core.kl import check_same_shape
 from lossctl.core.kl_fast import scratch
 from lossctl.core.kl_stats import (
     DELTA_PRECISION,
@@ -220,11 +221,7 @@ def stream_kl(
         raise InputError(f"precision must be one of auto, float64; got {precision!r}")
     ref = _real(reference, "reference")
     oth = _real(other, "other")
-    if ref.shape != oth.shape:
-        raise InputError(
-            f"reference shape {list(ref.shape)} and other shape {list(oth.shape)} differ: "
-            "kl compares two models' outputs for the same positions and classes"
-        )
+    check_same_shape(ref.shape, oth.shape, "kl")
     labels_shape = None if labels is None else tuple(np.shape(labels))
     axis, candidates = resolve_class_dim(ref.shape, labels_shape, class_dim)
     classes = int(ref.shape[axis])
