@@ -41,20 +41,29 @@ def cases() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for scale in (1.0, 0.1, 1e-3, 1e-5):
         x = rng.normal(0, 3, size=(24, 2000)).astype(np.float32)
-        out[f"random, y = x + N(0, {scale:g})"] = (x, (x + rng.normal(0, scale, x.shape)).astype(np.float32))
+        out[f"random, y = x + N(0, {scale:g})"] = (
+            x,
+            (x + rng.normal(0, scale, x.shape)).astype(np.float32),
+        )
     x = rng.normal(0, 3, size=(24, 2000)).astype(np.float32)
     out["one ulp apart everywhere"] = (x, np.nextafter(x, np.float32(np.inf)))
     y = x.copy()
     y[np.arange(24), rng.integers(0, 2000, 24)] += np.float32(2**-12)
     out["one class 2**-12 off"] = (x, y)
     sharp = (rng.normal(0, 12, size=(24, 2000))).clip(-30, 30).astype(np.float32)
-    out["nearly one-hot, y = x + N(0, 3)"] = (sharp, (sharp + rng.normal(0, 3, sharp.shape)).astype(np.float32))
+    out["nearly one-hot, y = x + N(0, 3)"] = (
+        sharp,
+        (sharp + rng.normal(0, 3, sharp.shape)).astype(np.float32),
+    )
     flat = rng.normal(0, 1, size=(24, 2000)).astype(np.float32)
     peaked = flat.copy()
     peaked[:, 7] += 25.0
     out["q peaked where p is flat (e ~ -25)"] = (flat, peaked)
     offset = (x + 45.0).astype(np.float32)
-    out["offset 45, y = x + N(0, 1e-3)"] = (offset, (offset + rng.normal(0, 1e-3, x.shape)).astype(np.float32))
+    out["offset 45, y = x + N(0, 1e-3)"] = (
+        offset,
+        (offset + rng.normal(0, 1e-3, x.shape)).astype(np.float32),
+    )
     return out
 
 

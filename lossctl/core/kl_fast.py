@@ -85,10 +85,10 @@ def poly_degree(bound: float, target: float = 2.0**-56) -> int:
 class Soft:
     """One input's log-softmax pieces of a block: computed once, read by every statistic."""
 
-    rows: FloatArray  # the block as float64 (M, C)
+    rows: npt.NDArray[Any]  # the block (M, C): float64, or float32 from kl_fast32.soft32
     top: npt.NDArray[np.intp]  # first argmax (NaN counts as the maximum)
     maximum: FloatArray  # the row maxima (M,)
-    terms: FloatArray  # exp(x - max) (M, C), 1 at the argmax
+    terms: npt.NDArray[Any]  # exp(x - max) (M, C), 1 at the argmax; soft32: float32 p
     log_norm: FloatArray  # log1p(sum of the other terms) (M,)
     norm: FloatArray  # 1 + sum of the other terms = sum of terms (M,)
     fast: npt.NDArray[np.bool_]  # rows the fast KL form serves (finite, in range)

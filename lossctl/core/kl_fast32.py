@@ -121,9 +121,7 @@ def _g32(e: FloatArray, high: FloatArray, low: FloatArray) -> npt.NDArray[np.flo
     return series
 
 
-def _differences(
-    xs: npt.NDArray[np.float32], ys: npt.NDArray[np.float32], top: Any, exact: Any
-) -> FloatArray:
+def _differences(xs: npt.NDArray[Any], ys: npt.NDArray[Any], top: Any, exact: Any) -> FloatArray:
     """``e = d - d_k`` in float64 (``d = x - y``, ``k = top``): ``d`` is exact in the
     rows ``exact``; elsewhere its rounding error (TwoSum) is added back."""
     e: FloatArray = scratch("d64", xs.shape)

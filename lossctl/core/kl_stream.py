@@ -242,8 +242,17 @@ def stream_kl(
         xr, x = rows_r.block(start, stop, single)
         yr, y = rows_o.block(start, stop, single)
         lb = None if flat_labels is None else flat_labels[start:stop]
-        kind = {"log_probs": log_probs, "reverse": both_directions, "precision": precision}
-        part = block_stats(x, y, lb, ignore_index=ignore_index, raw=(xr, yr), fast=True, **kind)
+        part = block_stats(
+            x,
+            y,
+            lb,
+            ignore_index=ignore_index,
+            raw=(xr, yr),
+            fast=True,
+            log_probs=log_probs,
+            reverse=both_directions,
+            precision=precision,
+        )
         return xr, yr, part
 
     for start, stop, (x, y, (part, values, backward)) in _in_order(work, count, step):

@@ -141,11 +141,15 @@ def check_against_reference(
         math.sqrt(np.mean(nll_r**2)) / nll_r.std() + math.sqrt(np.mean(nll_o**2)) / nll_o.std()
     )
     correlation = np.corrcoef(nll_r, nll_o)[0, 1]
-    assert doc["nll_correlation"] == pytest.approx(correlation, rel=1e-10, abs=1e-12 + 2.02 * spread)
+    assert doc["nll_correlation"] == pytest.approx(
+        correlation, rel=1e-10, abs=1e-12 + 2.02 * spread
+    )
     dp = np.exp(-nll_o) - np.exp(-nll_r)
     dp_moved = 2 * nll_rel / math.e  # |d exp(-nll)| <= exp(-nll) nll nll_rel <= nll_rel / e
     assert doc["delta_p"]["mean"] == pytest.approx(dp.mean(), rel=1e-10, abs=1e-15 + dp_moved)
-    assert doc["delta_p"]["rms"] == pytest.approx(np.sqrt(np.mean(dp * dp)), rel=1e-12, abs=1e-12 + dp_moved)
+    assert doc["delta_p"]["rms"] == pytest.approx(
+        np.sqrt(np.mean(dp * dp)), rel=1e-12, abs=1e-12 + dp_moved
+    )
     for q in QS:
         want = np.percentile(dp, float(q))
         assert num(doc["delta_p"]["percentiles"][q]) == pytest.approx(

@@ -141,8 +141,9 @@ def test_stream_auto_within_the_bound_and_float64_unchanged(both: bool) -> None:
     y = (x + rng.normal(0, 0.2, size=x.shape)).astype(np.float32)
     auto = stream_kl(x, y, both_directions=both, per_position=True, block_bytes=4096)
     f64 = stream_kl(x, y, both_directions=both, per_position=True, precision="float64")
-    whole = stream_kl(x.astype(np.float64), y.astype(np.float64), both_directions=both,
-                      per_position=True)
+    whole = stream_kl(
+        x.astype(np.float64), y.astype(np.float64), both_directions=both, per_position=True
+    )
     assert auto.per_position is not None and f64.per_position is not None
     assert whole.per_position is not None
     np.testing.assert_array_equal(f64.per_position, whole.per_position)
