@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import mpmath
 import numpy as np
 import pytest
 
@@ -17,6 +16,7 @@ from lossctl.core.kl import kl_rows
 from lossctl.core.kl_fast import Soft, fast_kl, top_members, top_overlap
 from lossctl.core.kl_stats import block_stats, kl_block_stats
 from lossctl.core.kl_stream import stream_kl
+from tests import helpers
 
 EPS = 2.0**-52
 
@@ -27,12 +27,7 @@ def bound(x: np.ndarray) -> np.ndarray:
 
 
 def mp_kl(x: np.ndarray, y: np.ndarray) -> float:
-    with mpmath.workdps(200):
-        xs, ys = [mpmath.mpf(float(v)) for v in x], [mpmath.mpf(float(v)) for v in y]
-        lx = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in xs))
-        ly = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in ys))
-        terms = (mpmath.exp(a - lx) * ((a - lx) - (b - ly)) for a, b in zip(xs, ys, strict=True))
-        return float(mpmath.fsum(terms))
+    return helpers.mp_kl(x, y, digits=200)
 
 
 def fast(x: np.ndarray, y: np.ndarray) -> np.ndarray:

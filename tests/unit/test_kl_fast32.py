@@ -7,7 +7,6 @@ its range get the float64 path's bits. Not timed.
 
 from __future__ import annotations
 
-import mpmath
 import numpy as np
 import pytest
 
@@ -16,27 +15,13 @@ from lossctl.core.kl_fast import Soft, fast_kl
 from lossctl.core.kl_fast32 import fast_kl32, in_range, soft32
 from lossctl.core.kl_stats import block_stats
 from lossctl.core.kl_stream import stream_kl
+from tests.helpers import float32_kl_bound, mp_kl
 
 U = 2.0**-24
 
 
-def mp_kl(x: np.ndarray, y: np.ndarray) -> float:
-    with mpmath.workdps(60):
-        xs, ys = [mpmath.mpf(float(v)) for v in x], [mpmath.mpf(float(v)) for v in y]
-        lx = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in xs))
-        ly = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in ys))
-        terms = (mpmath.exp(a - lx) * ((a - lx) - (b - ly)) for a, b in zip(xs, ys, strict=True))
-        return float(mpmath.fsum(terms))
-
-
 def bound(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    x, y = x.astype(np.float64), y.astype(np.float64)
-    top = x.max(axis=1, keepdims=True)
-    p = np.exp(x - top)
-    p /= p.sum(axis=1, keepdims=True)
-    d = x - y
-    e = d - np.sum(p * d, axis=1, keepdims=True)
-    return np.asarray((44 + 14 * np.sum(p * np.abs(e), axis=1)) * U)
+    return np.asarray(float32_kl_bound(x, y))
 
 
 def kl32(x: np.ndarray, y: np.ndarray) -> np.ndarray:
