@@ -57,7 +57,7 @@ _TINY_BITS = int(np.float32(2.0**-22).view(np.uint32))  # smaller nonzero |x|: d
 _ABS_MASK = 0x7FFFFFFF
 _MIN_E = -60.0  # g(e) <= e**60 / 3600: no float32 overflow in p g
 _POLY_LIMIT = 0.5
-_MAX_DEGREE = 12
+_DEGREE = poly_degree(_POLY_LIMIT, 2.0**-26)  # 7: truncation <= 2**-26 for |e| <= 1/2
 _CACHE_VALUES = 1 << 15  # float32 values per polynomial pass (128 KiB)
 
 
@@ -112,8 +112,8 @@ def _g32(e: FloatArray, high: FloatArray, low: FloatArray) -> npt.NDArray[np.flo
     if outside is not None:  # the values beyond the polynomial's range, in float64
         np.clip(part, -_POLY_LIMIT, _POLY_LIMIT, out=part)
     series: npt.NDArray[np.float32] = scratch("g32", e.shape, np.float32)
-    bound = float(min(max(high.max(), -low.min()), _POLY_LIMIT))
-    horner(series, part, min(poly_degree(bound, 2.0**-26), _MAX_DEGREE), _CACHE_VALUES)
+    horner(series, part, _DEGREE, _CACHE_VALUES)  # one degree: a row's bits never depend on
+    # the other rows of its block, so the stream's result does not depend on the blocks
     if outside is not None:
         rows, cols, values = outside
         with np.errstate(over="ignore", invalid="ignore"):  # e < -60: the row is redone

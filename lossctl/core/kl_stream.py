@@ -1,8 +1,10 @@
 """One blocked pass over two models' outputs (and labels): KL statistics in bounded memory.
 
-:func:`stream_kl` reads both inputs ``BLOCK_BYTES`` (1 MiB) of rows at a time, converts
-only that block to float64, feeds :func:`~lossctl.core.kl_stats.block_stats` (the fast KL
-of :mod:`lossctl.core.kl_fast`, within its documented bound of ``kl_logits``) and merges
+:func:`stream_kl` reads both inputs ``BLOCK_BYTES`` (1 MiB) of rows at a time, feeds
+:func:`~lossctl.core.kl_stats.block_stats` — two float32 inputs as stored, by the float32
+form of :mod:`lossctl.core.kl_fast32` (``precision="auto"``), anything else converted to
+float64 one block at a time, by the fast KL of :mod:`lossctl.core.kl_fast` (each within
+its documented bound of ``kl_logits``) — and merges
 the blocks' :class:`KLStats` exactly, in block order: the result does not depend on the
 block size or on the number of threads (blocks run on the kernels' pool,
 ``$LOSSCTL_THREADS``, a few blocks ahead). Memory-mapped inputs (``.npy`` files) are

@@ -133,3 +133,21 @@ def test_stream_auto_within_the_bound_and_float64_unchanged(both: bool) -> None:
     assert whole.per_position is not None
     np.testing.assert_array_equal(f64.per_position, whole.per_position)
     assert np.all(np.abs(auto.per_position - f64.per_position) <= bound(x, y) * f64.per_position)
+
+
+def test_stream_auto_is_independent_of_blocks_and_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(12)
+    x = rng.normal(0, 2, size=(200, 300)).astype(np.float32)
+    y = (x + rng.normal(0, 1e-3, size=x.shape)).astype(np.float32)  # |e| << 1/2 mostly
+    y[7] += rng.normal(0, 2, size=300).astype(np.float32)  # one block with wide entries
+    labels = rng.integers(0, 300, size=200)
+    runs = []
+    for threads, block in (("1", 1 << 20), ("2", 1300), ("3", 40000)):
+        monkeypatch.setenv("LOSSCTL_THREADS", threads)
+        runs.append(
+            stream_kl(x, y, labels, both_directions=True, per_position=True, block_bytes=block)
+        )
+    for other in runs[1:]:
+        assert other.stats == runs[0].stats and other.reverse == runs[0].reverse
+        assert other.per_position is not None and runs[0].per_position is not None
+        np.testing.assert_array_equal(other.per_position, runs[0].per_position)
