@@ -405,8 +405,7 @@ class KLOptions:
         Precision,
         typer.Option(
             "--precision",
-            help="auto: two float32 inputs use float32 exp with float64 sums (KL within "
-            "(44 + 14·E|e|)·2^-24 relative, NLLs 3e-7; docs/kl.md); float64: all float64.",
+            help="auto: float32 exp, float64 sums (~1e-7); float64: all float64.",
             rich_help_panel=LOSS,
         ),
     ] = Precision.auto
