@@ -223,6 +223,21 @@ def fast_kl(sx: Soft, y: FloatArray) -> FloatArray:
     return out
 
 
+def kl_pieces64(
+    ref: FloatArray, oth: FloatArray, other_soft: bool, reverse: bool, fast: bool, log_probs: bool
+) -> tuple[Soft, Soft | None, FloatArray, FloatArray | None]:
+    """Both inputs' float64 pieces, the KL and (with ``reverse``) the reverse KL."""
+    soft_r = Soft.of(ref, "terms_ref")
+    soft_o = Soft.of(oth, "terms_other") if other_soft else None
+    by_fast = fast and not log_probs
+    kl_all = fast_kl(soft_r, oth) if by_fast else kl_rows(ref, oth, log_probs=log_probs)
+    back: FloatArray | None = None
+    if reverse:
+        assert soft_o is not None
+        back = fast_kl(soft_o, ref) if by_fast else kl_rows(oth, ref, log_probs=log_probs)
+    return soft_r, soft_o, kl_all, back
+
+
 def _top_members_fast(raw: npt.NDArray[Any], k: int) -> npt.NDArray[np.bool_]:
     """(M, C) mask of the top-k classes (ties at the k-th value to lower indices); rows
     without NaN (NaN ranks highest: the caller sends those blocks to the reference)."""
@@ -324,4 +339,4 @@ def top_overlap(
     return np.asarray(np.count_nonzero(both, axis=1), dtype=np.intp)
 
 
-__all__ = ["Soft", "checked_labels", "fast_kl", "top_members", "top_overlap"]
+__all__ = ["Soft", "checked_labels", "fast_kl", "kl_pieces64", "top_members", "top_overlap"]

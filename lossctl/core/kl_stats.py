@@ -33,7 +33,8 @@ left out of *every* statistic):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+import operator
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from typing import Any
@@ -42,8 +43,8 @@ import numpy as np
 import numpy.typing as npt
 
 from lossctl.core.exactsum import ZERO, ExactSum, exact_sum
-from lossctl.core.kl import kl_rows, paired_rows
-from lossctl.core.kl_fast import Soft, checked_labels, fast_kl, top_members, top_overlap
+from lossctl.core.kl import paired_rows
+from lossctl.core.kl_fast import checked_labels, kl_pieces64, top_members, top_overlap
 from lossctl.core.kl_fast32 import eligible, kl_pieces32
 from lossctl.core.losses import DEFAULT_IGNORE_INDEX, FloatArray
 from lossctl.core.spec import Precision
@@ -140,20 +141,14 @@ class Moments:
     def __add__(self, other: Moments) -> Moments:
         if self.linear != other.linear:
             raise InputError("cannot merge a linear histogram with a logarithmic one")
-        return Moments(
-            finite=self.finite + other.finite,
-            nan=self.nan + other.nan,
-            posinf=self.posinf + other.posinf,
-            neginf=self.neginf + other.neginf,
-            zero=self.zero + other.zero,
-            total=self.total + other.total,
-            squares=self.squares + other.squares,
-            minimum=min(self.minimum, other.minimum),
-            maximum=max(self.maximum, other.maximum),
-            positive=_add_bins(self.positive, other.positive),
-            negative=_add_bins(self.negative, other.negative),
-            linear=self.linear,
-        )
+        merged = {
+            f.name: _COMBINE.get(f.name, operator.add)(
+                getattr(self, f.name), getattr(other, f.name)
+            )
+            for f in fields(Moments)
+            if f.name != "linear"
+        }
+        return Moments(**merged, linear=self.linear)
 
     @property
     def count(self) -> int:
@@ -219,6 +214,14 @@ class Moments:
             if index < seen:
                 return min(max(value, self.minimum), self.maximum)
         return self.maximum
+
+
+_COMBINE: dict[str, Callable[[Any, Any], Any]] = {
+    "minimum": min,
+    "maximum": max,
+    "positive": _add_bins,
+    "negative": _add_bins,
+}  # the Moments fields not merged by +
 
 
 def _centre(key: int) -> float:
@@ -360,21 +363,6 @@ def kl_block_stats(
     )[0]
 
 
-def _pieces64(
-    ref: FloatArray, oth: FloatArray, other_soft: bool, reverse: bool, fast: bool, log_probs: bool
-) -> tuple[Soft, Soft | None, FloatArray, FloatArray | None]:
-    """Both inputs' float64 pieces, the KL and (with ``reverse``) the reverse KL."""
-    soft_r = Soft.of(ref, "terms_ref")
-    soft_o = Soft.of(oth, "terms_other") if other_soft else None
-    by_fast = fast and not log_probs
-    kl_all = fast_kl(soft_r, oth) if by_fast else kl_rows(ref, oth, log_probs=log_probs)
-    back: FloatArray | None = None
-    if reverse:
-        assert soft_o is not None
-        back = fast_kl(soft_o, ref) if by_fast else kl_rows(oth, ref, log_probs=log_probs)
-    return soft_r, soft_o, kl_all, back
-
-
 def block_stats(
     ref_rows: npt.ArrayLike,
     other_rows: npt.ArrayLike,
@@ -390,10 +378,9 @@ def block_stats(
     """:func:`kl_block_stats`, the KL of every row (ignored labels too) and, with
     ``reverse``, KL(P_other || P_ref) of the counted rows; one log-softmax per input.
 
-    ``fast``: the KL by :func:`~lossctl.core.kl_fast.fast_kl` (within its documented bound
-    of the reference, not bit-equal to it); else by the reference ``kl_rows``. ``fast``
-    with ``precision="auto"`` and float32 rows: ``exp`` in float32 with float64 sums
-    (:mod:`lossctl.core.kl_fast32`, its bound), the NLLs as ``lossctl ce`` computes them.
+    ``fast``: the KL by :func:`~lossctl.core.kl_fast.fast_kl` (within its bound of the
+    reference ``kl_rows``), with ``precision="auto"`` and float32 rows by the float32 form of
+    :mod:`lossctl.core.kl_fast32` (its bound; the NLLs as ``lossctl ce`` computes them).
     """
     ref, oth = np.asarray(ref_rows), np.asarray(other_rows)
     single = fast and not log_probs and precision == "auto" and eligible(ref, oth)
@@ -413,7 +400,7 @@ def block_stats(
         soft_r, soft_o, kl_all, back = kl_pieces32(ref, oth, other_soft, reverse)
         raw = (ref, oth)
     else:
-        soft_r, soft_o, kl_all, back = _pieces64(ref, oth, other_soft, reverse, fast, log_probs)
+        soft_r, soft_o, kl_all, back = kl_pieces64(ref, oth, other_soft, reverse, fast, log_probs)
     k = min(TOP_K, classes)
     rank_r, rank_o = (ref, oth) if raw is None or raw[0].dtype.kind != "f" else raw
     overlaps = top_overlap(rank_r, rank_o, k)
