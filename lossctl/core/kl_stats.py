@@ -406,7 +406,8 @@ def block_stats(
     overlaps = top_overlap(rank_r, rank_o, k)
     if overlaps is None:  # NaN in the block: the reference ranking
         overlaps = (top_members(ref, k) & top_members(oth, k)).sum(axis=1)
-    same_rows = soft_r.top == np.argmax(rank_o, axis=1)
+    top_o = np.argmax(rank_o, axis=1) if soft_o is None else soft_o.top  # same first argmax
+    same_rows = soft_r.top == top_o
     kl = kl_all
     if keep is not None:
         kl, overlaps, same_rows = kl[keep], overlaps[keep], same_rows[keep]
