@@ -1,8 +1,9 @@
 """Time ``lossctl kl`` on two memory-mapped .npy files against ``lossctl ce`` on one of them.
 
-Whole processes (start-up included), as a user runs them: wall time and peak RSS (the
-child's ``ru_maxrss``) of each, the two taking turns ``--repeat`` times (median shown),
-and kl's throughput in positions/s and input MB/s. Asserts nothing.
+Whole processes (start-up included), as a user runs them: wall time, CPU time (user +
+system, all threads) and peak RSS (the child's ``ru_maxrss``) of each, the two taking
+turns ``--repeat`` times (median shown), and kl's throughput in positions/s and input
+MB/s. Asserts nothing.
 
     .venv/bin/python benchmarks/bench_kl.py                       # 2 x 150 MB float32
     .venv/bin/python benchmarks/bench_kl.py --rows 250000 --classes 1000   # 2 x 1 GB
@@ -29,7 +30,8 @@ PROBE = (
     "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
     "t = time.perf_counter() - t\n"
     "assert p.returncode == 0, p.stderr\n"
-    "print(t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print(t, u.ru_maxrss, u.ru_utime + u.ru_stime)\n"
 )
 
 
@@ -45,7 +47,7 @@ def write(path: Path, rows: int, classes: int, seed: int, base: Path | None = No
     out.flush()
 
 
-def run(args: list[str], source: str | None = None) -> tuple[float, float]:
+def run(args: list[str], source: str | None = None) -> tuple[float, float, float]:
     env = dict(os.environ)
     if source is not None:  # import lossctl from this tree instead of the installed one
         env["PYTHONPATH"] = source
@@ -57,8 +59,8 @@ def run(args: list[str], source: str | None = None) -> tuple[float, float]:
         env=env,
         cwd=tempfile.gettempdir(),  # not the checkout: ``-m`` puts the cwd first on sys.path
     )
-    seconds, kilobytes = proc.stdout.split()
-    return float(seconds), int(kilobytes) / 1024
+    seconds, kilobytes, cpu = proc.stdout.split()
+    return float(seconds), int(kilobytes) / 1024, float(cpu)
 
 
 def main() -> None:
@@ -88,21 +90,24 @@ def main() -> None:
             commands["kl baseline"] = commands["kl (2 files)"]
         times: dict[str, list[float]] = {name: [] for name in commands}
         peaks: dict[str, list[float]] = {name: [] for name in commands}
+        cpus: dict[str, list[float]] = {name: [] for name in commands}
         started = time.perf_counter()
         for _ in range(options.repeat):
             for name, args in commands.items():
-                seconds, peak = run(args, options.baseline if name == "kl baseline" else None)
+                seconds, peak, cpu = run(args, options.baseline if name == "kl baseline" else None)
                 times[name].append(seconds)
                 peaks[name].append(peak)
+                cpus[name].append(cpu)
         print(
             f"{options.rows} x {options.classes} float32, {mb:.0f} MB per file, "
             f"median of {options.repeat} ({time.perf_counter() - started:.0f} s in all)"
         )
-        print(f"{'command':<14}{'wall s':>9}{'peak RSS MB':>13}{'input MB/s':>12}")
+        print(f"{'command':<14}{'wall s':>9}{'CPU s':>8}{'peak RSS MB':>13}{'input MB/s':>12}")
         for name in commands:
-            seconds = statistics.median(times[name])
+            seconds, cpu = statistics.median(times[name]), statistics.median(cpus[name])
             size = mb * (2 if name.startswith("kl") else 1)
-            print(f"{name:<14}{seconds:>9.2f}{max(peaks[name]):>13.0f}{size / seconds:>12.1f}")
+            peak = max(peaks[name])
+            print(f"{name:<14}{seconds:>9.2f}{cpu:>8.2f}{peak:>13.0f}{size / seconds:>12.1f}")
         ce = statistics.median(times["ce (1 file)"])
         if options.baseline:
             print(f"kl baseline / ce time: {statistics.median(times['kl baseline']) / ce:.1f}x")

@@ -339,6 +339,14 @@ class KLOptions:
             "logsumexp is not 0 are reported).",
         ),
     ] = False
+    precision: Annotated[
+        Precision,
+        option(
+            LOSS,
+            "--precision",
+            help="auto: float32 exp, float64 sums (~1e-7); float64: all float64.",
+        ),
+    ] = "auto"
     both_directions: Annotated[
         bool,
         option(
@@ -379,4 +387,5 @@ class KLOptions:
             both_directions=self.both_directions,
             per_position=self.reduction == "none",
             shift=self.shift,
+            precision=self.precision,
         )

@@ -145,16 +145,21 @@ def kl_div(
 _SERIES = tuple((-1.0) ** k / math.factorial(k + 2) for k in range(20))
 
 
+def _series(es: FloatArray) -> FloatArray:
+    """``sum_k (-e)^k / (k+2)! = phi(e) / e**2`` for ``|e| <= 1`` (in (0.36, 0.72))."""
+    series = np.full_like(es, _SERIES[-1])
+    for coefficient in _SERIES[-2::-1]:
+        series = series * es + coefficient
+    return series
+
+
 def _log_phi(e: FloatArray) -> FloatArray:
     """``log(exp(-e) - 1 + e)`` (>= -inf), accurate to a few ulp for every finite ``e``."""
     out = np.empty_like(e)
     small = np.abs(e) <= 1.0
     es = e[small]
-    series = np.full_like(es, _SERIES[-1])
-    for coefficient in _SERIES[-2::-1]:
-        series = series * es + coefficient  # sum_k (-e)^k / (k+2)!  in (0.36, 0.72)
     with np.errstate(divide="ignore"):
-        out[small] = 2.0 * np.log(np.abs(es)) + np.log(series)
+        out[small] = 2.0 * np.log(np.abs(es)) + np.log(_series(es))
     big = e > 1.0
     out[big] = np.log(e[big] - 1.0 + np.exp(-e[big]))
     neg = e < -1.0
@@ -168,10 +173,7 @@ def _phi(e: FloatArray) -> FloatArray:
     out = np.empty_like(e)
     small = np.abs(e) <= 1.0
     es = e[small]
-    series = np.full_like(es, _SERIES[-1])
-    for coefficient in _SERIES[-2::-1]:
-        series = series * es + coefficient
-    out[small] = es * es * series
+    out[small] = es * es * _series(es)
     big = e > 1.0
     out[big] = e[big] - 1.0 + np.exp(-e[big])
     neg = e < -1.0
@@ -179,7 +181,7 @@ def _phi(e: FloatArray) -> FloatArray:
     return out
 
 
-def _two_difference(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
+def two_difference(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
     """``a - b = hi + lo`` exactly (Knuth's TwoSum), for finite inputs."""
     hi = a - b
     bb = hi - a
@@ -226,7 +228,7 @@ def _kl_rows_from_logits(x: FloatArray, y: FloatArray) -> FloatArray:
     log_norm = stats.log_norm[good][:, None]
     p = np.where(sup, np.exp(lp), 0.0)
     with np.errstate(invalid="ignore", over="ignore"):
-        hi, lo = _two_difference(np.where(sup, xs, 0.0), np.where(sup, ys, 0.0))
+        hi, lo = two_difference(np.where(sup, xs, 0.0), np.where(sup, ys, 0.0))
         weight = p.sum(axis=1, keepdims=True)
         # Centre on d at the most probable class k (exact differences, Sterbenz), then on
         # the p-weighted mean twice, so the residual E_p[e] is ~eps**2 * |e|, not eps * |d|.
@@ -299,17 +301,22 @@ def rows_last(x: FloatArray, axis: int) -> tuple[FloatArray, tuple[int, ...]]:
     return moved.reshape(math.prod(moved.shape[:-1]), moved.shape[-1]), moved.shape[:-1]
 
 
+def check_same_shape(ref: tuple[int, ...], oth: tuple[int, ...], who: str) -> None:
+    """Refuse two inputs of different shapes (KL compares the same positions and classes)."""
+    if ref != oth:
+        raise InputError(
+            f"reference shape {list(ref)} and other shape {list(oth)} differ: {who} compares "
+            "two models' outputs for the same positions and classes"
+        )
+
+
 def paired_rows(
     reference: npt.ArrayLike, other: npt.ArrayLike, class_dim: int
 ) -> tuple[FloatArray, FloatArray, tuple[int, ...]]:
     """Both arrays as (M, C) float64 rows; their shapes must be equal (no broadcasting)."""
     ref = _float64(reference, "reference")
     oth = _float64(other, "other")
-    if ref.shape != oth.shape:
-        raise InputError(
-            f"reference shape {list(ref.shape)} and other shape {list(oth.shape)} differ; "
-            "kl_logits needs the two models' outputs for the same positions and classes"
-        )
+    check_same_shape(ref.shape, oth.shape, "kl_logits")
     axis = normalize_axis(class_dim, ref.ndim, "class axis")
     ref_rows, positions = rows_last(ref, axis)
     oth_rows, _ = rows_last(oth, axis)
@@ -356,6 +363,7 @@ __all__ = [
     "KLBroadcastWarning",
     "KLReductionMeanWarning",
     "broadcast_shape",
+    "check_same_shape",
     "kl_div",
     "kl_logits",
     "kl_rows",

@@ -72,10 +72,11 @@ def scratch(name: str, shape: tuple[int, int], dtype: npt.DTypeLike = np.float64
     return buffer[:size].reshape(shape)
 
 
-def _degree(bound: float) -> int:
-    """Smallest polynomial degree whose truncation is <= 2**-56 relative for |e| <= bound."""
+def poly_degree(bound: float, target: float = 2.0**-56) -> int:
+    """Smallest degree of the ``phi(e) / e**2`` series whose truncation is <= ``target``
+    relative for |e| <= bound."""
     for n in range(len(_COEFFS)):
-        if 2.0 * bound ** (n + 1) / math.factorial(n + 3) <= 2.0**-56:
+        if 2.0 * bound ** (n + 1) / math.factorial(n + 3) <= target:
             return n
     return len(_COEFFS) - 1
 
@@ -84,13 +85,14 @@ def _degree(bound: float) -> int:
 class Soft:
     """One input's log-softmax pieces of a block: computed once, read by every statistic."""
 
-    rows: FloatArray  # the block as float64 (M, C)
+    rows: npt.NDArray[Any]  # the block (M, C): float64, or float32 from kl_fast32.soft32
     top: npt.NDArray[np.intp]  # first argmax (NaN counts as the maximum)
     maximum: FloatArray  # the row maxima (M,)
-    terms: FloatArray  # exp(x - max) (M, C), 1 at the argmax
+    terms: npt.NDArray[Any]  # exp(x - max) (M, C), 1 at the argmax; soft32: float32 p
     log_norm: FloatArray  # log1p(sum of the other terms) (M,)
     norm: FloatArray  # 1 + sum of the other terms = sum of terms (M,)
     fast: npt.NDArray[np.bool_]  # rows the fast KL form serves (finite, in range)
+    plain: npt.NDArray[np.bool_] | None = None  # float32 form: no nonzero |x| < 2**-22
 
     @staticmethod
     def of(rows: FloatArray, name: str = "terms") -> Soft:
@@ -130,33 +132,51 @@ class Soft:
             return np.asarray(-(shifted - self.log_norm[rows]), np.float64)
 
 
+Entries = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], FloatArray]
+
+
+def wide_entries(e: FloatArray, high: FloatArray, low: FloatArray) -> Entries | None:
+    """The (rows, columns, values) of ``e`` beyond the polynomial's range (``|e| > 1/2``);
+    ``high`` and ``low`` are the row maxima and minima."""
+    wide = np.flatnonzero((high > _POLY_LIMIT) | (low < -_POLY_LIMIT))
+    if not wide.size:
+        return None
+    sub = e[wide]
+    flat = np.flatnonzero(np.abs(sub) > _POLY_LIMIT)  # 1-D: several times faster than 2-D
+    r, c = np.divmod(flat, e.shape[1])
+    return wide[r], c, sub[r, c]
+
+
+def horner(series: npt.NDArray[Any], e: npt.NDArray[Any], degree: int, cache: int) -> None:
+    """``series = sum_{k <= degree} (-e)**k / (k+2)!`` (``phi(e) / e**2``) in the dtype of
+    ``series``, on row groups of about ``cache`` values (they stay in cache)."""
+    coefficients = [series.dtype.type(value) for value in _COEFFS[: degree + 1]]
+    step = max(1, cache // max(1, e.shape[1]))
+    for start in range(0, e.shape[0], step):
+        s, part = series[start : start + step], e[start : start + step]
+        s.fill(coefficients[degree])
+        for coefficient in coefficients[degree - 1 :: -1]:
+            s *= part
+            s += coefficient
+
+
 def _phi_weighted_sum(e: FloatArray, terms: FloatArray) -> FloatArray:
     """``sum_c terms_c * phi(e_c)`` per row; ``e`` is overwritten (used as scratch)."""
     if e.size == 0:
         return np.zeros(e.shape[0])
     high, low = e.max(axis=1), e.min(axis=1)
-    wide = np.flatnonzero((high > _POLY_LIMIT) | (low < -_POLY_LIMIT))
+    outside = wide_entries(e, high, low)
     bound = float(min(max(high.max(), -low.min()), _POLY_LIMIT))
-    degree = _degree(bound)
-    outside: list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], FloatArray]] = []
-    if wide.size:  # the few values beyond the polynomial's range, evaluated directly
-        sub = e[wide]
-        r, c = np.nonzero(np.abs(sub) > _POLY_LIMIT)
-        values = sub[r, c]
-        outside.append((wide[r], c, np.expm1(-values) + values))
+    if outside is not None:  # the few values beyond the polynomial's range, evaluated directly
+        values = outside[2]
+        outside = (outside[0], outside[1], np.expm1(-values) + values)
         np.clip(e, -_POLY_LIMIT, _POLY_LIMIT, out=e)
     series: FloatArray = scratch("series", e.shape)
-    step = max(1, _CACHE_VALUES // max(1, e.shape[1]))
-    for start in range(0, e.shape[0], step):  # Horner on row groups that stay in cache
-        s, part = series[start : start + step], e[start : start + step]
-        s.fill(_COEFFS[degree])
-        for coefficient in _COEFFS[degree - 1 :: -1]:
-            s *= part
-            s += coefficient
-        s *= part
-        s *= part
-    for rows, cols, values in outside:
-        series[rows, cols] = values
+    horner(series, e, poly_degree(bound), _CACHE_VALUES)
+    series *= e
+    series *= e
+    if outside is not None:
+        series[outside[0], outside[1]] = outside[2]
     series *= terms
     return np.asarray(series.sum(axis=1), dtype=np.float64)
 
@@ -203,6 +223,21 @@ def fast_kl(sx: Soft, y: FloatArray) -> FloatArray:
     return out
 
 
+def kl_pieces64(
+    ref: FloatArray, oth: FloatArray, other_soft: bool, reverse: bool, fast: bool, log_probs: bool
+) -> tuple[Soft, Soft | None, FloatArray, FloatArray | None]:
+    """Both inputs' float64 pieces, the KL and (with ``reverse``) the reverse KL."""
+    soft_r = Soft.of(ref, "terms_ref")
+    soft_o = Soft.of(oth, "terms_other") if other_soft else None
+    by_fast = fast and not log_probs
+    kl_all = fast_kl(soft_r, oth) if by_fast else kl_rows(ref, oth, log_probs=log_probs)
+    back: FloatArray | None = None
+    if reverse:
+        assert soft_o is not None
+        back = fast_kl(soft_o, ref) if by_fast else kl_rows(oth, ref, log_probs=log_probs)
+    return soft_r, soft_o, kl_all, back
+
+
 def _top_members_fast(raw: npt.NDArray[Any], k: int) -> npt.NDArray[np.bool_]:
     """(M, C) mask of the top-k classes (ties at the k-th value to lower indices); rows
     without NaN (NaN ranks highest: the caller sends those blocks to the reference)."""
@@ -219,6 +254,34 @@ def _top_members_fast(raw: npt.NDArray[Any], k: int) -> npt.NDArray[np.bool_]:
         room = k - above.sum(axis=1, keepdims=True)
         members[crowded] = above | (tied & (np.cumsum(tied, axis=1) <= room))
     return members
+
+
+_FOLDS = 6  # maxima of 2**6 = 64 values bound the k-th largest from below
+
+
+def _top_columns(raw: npt.NDArray[Any], k: int) -> npt.NDArray[np.intp]:
+    """(M, k) columns of the top-k classes (ties at the k-th value to lower indices), for
+    rows without NaN. Folding a row in halves with ``maximum`` six times leaves maxima of
+    disjoint groups of about 64 values; the k-th largest of them is a lower bound of the
+    k-th largest value, so only the few values at or above it are ranked."""
+    count, classes = raw.shape
+    folded = scratch("folded", (count, (classes + 1) // 2), raw.dtype)
+    half = classes // 2  # an odd middle column is kept (max is idempotent)
+    np.maximum(raw[:, :half], raw[:, classes - half :], out=folded[:, :half])
+    width = classes - half
+    if width > half:
+        folded[:, half] = raw[:, half]
+    for _ in range(_FOLDS - 1):
+        half = width // 2
+        np.maximum(folded[:, :half], folded[:, width - half : width], out=folded[:, :half])
+        width -= half
+    floor = np.partition(folded[:, :width], width - k, axis=1)[:, width - k]
+    flat = np.flatnonzero(raw >= floor[:, None])  # at least k per row
+    rows, cols = np.divmod(flat, classes)
+    order = np.lexsort((cols, -raw[rows, cols], rows))  # by row, value down, column up
+    cols = cols[order]
+    first = np.searchsorted(rows[order], np.arange(count))
+    return np.asarray(cols[first[:, None] + np.arange(k)], dtype=np.intp)
 
 
 def checked_labels(
@@ -268,9 +331,12 @@ def top_overlap(
     with np.errstate(invalid="ignore"):
         if np.isnan(ref.max()) or np.isnan(oth.max()):
             return None
+    if classes >= 2 ** (_FOLDS + 2) * k:  # wide rows: rank only the values above a bound
+        a, b = _top_columns(ref, k), _top_columns(oth, k)
+        return np.asarray((a[:, :, None] == b[:, None, :]).sum(axis=(1, 2)), dtype=np.intp)
     both = _top_members_fast(ref, k)
     both &= _top_members_fast(oth, k)
     return np.asarray(np.count_nonzero(both, axis=1), dtype=np.intp)
 
 
-__all__ = ["Soft", "checked_labels", "fast_kl", "top_members", "top_overlap"]
+__all__ = ["Soft", "checked_labels", "fast_kl", "kl_pieces64", "top_members", "top_overlap"]

@@ -15,15 +15,14 @@ from typing import Any
 import numpy.typing as npt
 
 from lossctl.core.kl_stream import BlockObserver, KLPass, stream_kl
-from lossctl.core.spec import DEFAULT_IGNORE_INDEX
+from lossctl.core.spec import DEFAULT_IGNORE_INDEX, Precision
 from lossctl.errors import InputError
-
-_STREAM_KEYWORDS = ("log_probs", "ignore_index", "both_directions", "per_position")
 
 
 @dataclass(frozen=True)
 class KLSpec:
-    """The options of one ``kl`` computation (``per_position``: ``--reduction none``)."""
+    """The options of one ``kl`` computation (``per_position``: ``--reduction none``;
+    ``precision``: ``auto`` computes two float32 inputs with a float32 exp)."""
 
     class_dim: int | None = None
     log_probs: bool = False
@@ -31,6 +30,7 @@ class KLSpec:
     both_directions: bool = False
     per_position: bool = False
     shift: bool = False
+    precision: Precision = "auto"
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,16 @@ def run_kl(
     on_rows: Any = None,
 ) -> KLPass:
     """The statistics of the prepared arrays (``observe`` sees every block as stored)."""
-    keywords = {name: getattr(spec, name) for name in _STREAM_KEYWORDS}
     return stream_kl(
-        *prepared.arrays, class_dim=prepared.class_dim, observe=observe, on_rows=on_rows, **keywords
+        *prepared.arrays,
+        class_dim=prepared.class_dim,
+        log_probs=spec.log_probs,
+        ignore_index=spec.ignore_index,
+        both_directions=spec.both_directions,
+        per_position=spec.per_position,
+        precision=spec.precision,
+        observe=observe,
+        on_rows=on_rows,
     )
 
 

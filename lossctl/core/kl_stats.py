@@ -33,7 +33,8 @@ left out of *every* statistic):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+import operator
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from typing import Any
@@ -42,9 +43,11 @@ import numpy as np
 import numpy.typing as npt
 
 from lossctl.core.exactsum import ZERO, ExactSum, exact_sum
-from lossctl.core.kl import kl_rows, paired_rows
-from lossctl.core.kl_fast import Soft, checked_labels, fast_kl, top_members, top_overlap
+from lossctl.core.kl import paired_rows
+from lossctl.core.kl_fast import checked_labels, kl_pieces64, top_members, top_overlap
+from lossctl.core.kl_fast32 import eligible, kl_pieces32
 from lossctl.core.losses import DEFAULT_IGNORE_INDEX, FloatArray
+from lossctl.core.spec import Precision
 from lossctl.errors import InputError
 
 PERCENTILES = (0.1, 1.0, 5.0, 10.0, 50.0, 90.0, 95.0, 99.0, 99.9)
@@ -138,20 +141,14 @@ class Moments:
     def __add__(self, other: Moments) -> Moments:
         if self.linear != other.linear:
             raise InputError("cannot merge a linear histogram with a logarithmic one")
-        return Moments(
-            finite=self.finite + other.finite,
-            nan=self.nan + other.nan,
-            posinf=self.posinf + other.posinf,
-            neginf=self.neginf + other.neginf,
-            zero=self.zero + other.zero,
-            total=self.total + other.total,
-            squares=self.squares + other.squares,
-            minimum=min(self.minimum, other.minimum),
-            maximum=max(self.maximum, other.maximum),
-            positive=_add_bins(self.positive, other.positive),
-            negative=_add_bins(self.negative, other.negative),
-            linear=self.linear,
-        )
+        merged = {
+            f.name: _COMBINE.get(f.name, operator.add)(
+                getattr(self, f.name), getattr(other, f.name)
+            )
+            for f in fields(Moments)
+            if f.name != "linear"
+        }
+        return Moments(**merged, linear=self.linear)
 
     @property
     def count(self) -> int:
@@ -217,6 +214,14 @@ class Moments:
             if index < seen:
                 return min(max(value, self.minimum), self.maximum)
         return self.maximum
+
+
+_COMBINE: dict[str, Callable[[Any, Any], Any]] = {
+    "minimum": min,
+    "maximum": max,
+    "positive": _add_bins,
+    "negative": _add_bins,
+}  # the Moments fields not merged by +
 
 
 def _centre(key: int) -> float:
@@ -368,15 +373,19 @@ def block_stats(
     reverse: bool = False,
     fast: bool = False,
     raw: tuple[npt.NDArray[Any], npt.NDArray[Any]] | None = None,
+    precision: Precision = "float64",
 ) -> tuple[KLStats, FloatArray, FloatArray | None]:
     """:func:`kl_block_stats`, the KL of every row (ignored labels too) and, with
     ``reverse``, KL(P_other || P_ref) of the counted rows; one log-softmax per input.
 
-    ``fast``: the KL by :func:`~lossctl.core.kl_fast.fast_kl` (within its documented bound
-    of the reference, not bit-equal to it); else by the reference ``kl_rows``.
+    ``fast``: the KL by :func:`~lossctl.core.kl_fast.fast_kl` (within its bound of the
+    reference ``kl_rows``), with ``precision="auto"`` and float32 rows by the float32 form of
+    :mod:`lossctl.core.kl_fast32` (its bound; the NLLs as ``lossctl ce`` computes them).
     """
-    ref = np.asarray(ref_rows, dtype=np.float64)
-    oth = np.asarray(other_rows, dtype=np.float64)
+    ref, oth = np.asarray(ref_rows), np.asarray(other_rows)
+    single = fast and not log_probs and precision == "auto" and eligible(ref, oth)
+    if not single:
+        ref, oth = np.asarray(ref, dtype=np.float64), np.asarray(oth, dtype=np.float64)
     if ref.ndim != 2 or ref.shape != oth.shape:
         raise InputError(
             f"a block needs two (positions, classes) arrays of one shape, got "
@@ -386,25 +395,19 @@ def block_stats(
     if classes == 0:
         raise InputError("the logits have no classes")
     keep, label_array = checked_labels(labels, ref.shape[0], classes, ignore_index)
-    soft_r = Soft.of(ref, "terms_ref")
-    soft_o = Soft.of(oth, "terms_other") if (labels is not None or reverse) else None
-    kl_all = (
-        fast_kl(soft_r, oth) if fast and not log_probs else kl_rows(ref, oth, log_probs=log_probs)
-    )
-    back: FloatArray | None = None
-    if reverse:
-        assert soft_o is not None
-        back = (
-            fast_kl(soft_o, ref)
-            if fast and not log_probs
-            else kl_rows(oth, ref, log_probs=log_probs)
-        )
+    other_soft = labels is not None or reverse
+    if single:
+        soft_r, soft_o, kl_all, back = kl_pieces32(ref, oth, other_soft, reverse)
+        raw = (ref, oth)
+    else:
+        soft_r, soft_o, kl_all, back = kl_pieces64(ref, oth, other_soft, reverse, fast, log_probs)
     k = min(TOP_K, classes)
     rank_r, rank_o = (ref, oth) if raw is None or raw[0].dtype.kind != "f" else raw
     overlaps = top_overlap(rank_r, rank_o, k)
     if overlaps is None:  # NaN in the block: the reference ranking
         overlaps = (top_members(ref, k) & top_members(oth, k)).sum(axis=1)
-    same_rows = soft_r.top == np.argmax(rank_o, axis=1)
+    top_o = np.argmax(rank_o, axis=1) if soft_o is None else soft_o.top  # same first argmax
+    same_rows = soft_r.top == top_o
     kl = kl_all
     if keep is not None:
         kl, overlaps, same_rows = kl[keep], overlaps[keep], same_rows[keep]
@@ -445,16 +448,9 @@ def merge(a: KLStats, b: KLStats) -> KLStats:
         raise InputError(f"cannot merge statistics over {a.classes} and {b.classes} classes")
     if a.labelled != b.labelled:
         raise InputError("cannot merge statistics with labels and statistics without")
-    return KLStats(
-        classes=a.classes,
-        positions=a.positions + b.positions,
-        kl=a.kl + b.kl,
-        same_top1=a.same_top1 + b.same_top1,
-        top_overlap=a.top_overlap + b.top_overlap,
-        labelled=a.labelled,
-        nll=a.nll + b.nll,
-        delta_p=a.delta_p + b.delta_p,
-    )
+    sums = {f.name: getattr(a, f.name) + getattr(b, f.name) for f in fields(KLStats)[1:]}
+    sums["labelled"] = a.labelled
+    return KLStats(classes=a.classes, **sums)
 
 
 def merge_all(parts: Iterable[KLStats]) -> KLStats:

@@ -1,8 +1,10 @@
 """One blocked pass over two models' outputs (and labels): KL statistics in bounded memory.
 
-:func:`stream_kl` reads both inputs ``BLOCK_BYTES`` (1 MiB) of rows at a time, converts
-only that block to float64, feeds :func:`~lossctl.core.kl_stats.block_stats` (the fast KL
-of :mod:`lossctl.core.kl_fast`, within its documented bound of ``kl_logits``) and merges
+:func:`stream_kl` reads both inputs ``BLOCK_BYTES`` (1 MiB) of rows at a time, feeds
+:func:`~lossctl.core.kl_stats.block_stats` — two float32 inputs as stored, by the float32
+form of :mod:`lossctl.core.kl_fast32` (``precision="auto"``), anything else converted to
+float64 one block at a time, by the fast KL of :mod:`lossctl.core.kl_fast` (each within
+its documented bound of ``kl_logits``) — and merges
 the blocks' :class:`KLStats` exactly, in block order: the result does not depend on the
 block size or on the number of threads (blocks run on the kernels' pool,
 ``$LOSSCTL_THREADS``, a few blocks ahead). Memory-mapped inputs (``.npy`` files) are
@@ -30,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lossctl.core.kernels import shared_pool
+from lossctl.core.kl import check_same_shape
 from lossctl.core.kl_fast import scratch
 from lossctl.core.kl_stats import (
     DELTA_PRECISION,
@@ -43,7 +46,7 @@ from lossctl.core.kl_stats import (
 )
 from lossctl.core.losses import class_axis_candidates
 from lossctl.core.rows import normalize_axis, positions_shape
-from lossctl.core.spec import DEFAULT_IGNORE_INDEX, FloatArray
+from lossctl.core.spec import DEFAULT_IGNORE_INDEX, PRECISIONS, FloatArray, Precision
 from lossctl.core.threads import default_workers
 from lossctl.errors import InputError
 
@@ -121,12 +124,15 @@ class _Rows:
         self.flat = self.moved.reshape(self.count, classes) if contiguous else None
         self.mapping = _mapping_of(array)
 
-    def block(self, start: int, stop: int) -> tuple[npt.NDArray[Any], FloatArray]:
-        """Rows ``start:stop`` as stored (a view when contiguous) and as float64."""
+    def block(self, start: int, stop: int, as_stored: bool) -> tuple[npt.NDArray[Any], Any]:
+        """Rows ``start:stop`` as stored (a view when contiguous) and as float64 (as stored
+        too with ``as_stored``: the float32 form reads them in place)."""
         if self.flat is not None:
             raw = self.flat[start:stop]
         else:  # a strided view (class axis not last, or --shift): gather these rows only
             raw = self.moved[np.unravel_index(np.arange(start, stop), self.positions)]
+        if as_stored:
+            return raw, raw
         rows: FloatArray = scratch(self.name, raw.shape)  # reused: nothing escapes a block
         np.copyto(rows, raw, casting="unsafe")
         return raw, rows
@@ -204,19 +210,20 @@ def stream_kl(
     observe: BlockObserver | None = None,
     on_rows: Callable[[int], None] | None = None,
     block_bytes: int = BLOCK_BYTES,
+    precision: Precision = "auto",
 ) -> KLPass:
     """KL(P_ref || P_other) statistics of two arrays of one shape, block by block.
 
     ``observe(ref_rows, other_rows)`` sees every block as stored (the doctor's checks);
     ``per_position`` also returns the KL at every position (M float64 values).
+    ``precision="auto"``: two float32 inputs take ``exp`` in float32 with float64 sums
+    (:mod:`lossctl.core.kl_fast32`, within its bound); ``"float64"``: float64 throughout.
     """
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of auto, float64; got {precision!r}")
     ref = _real(reference, "reference")
     oth = _real(other, "other")
-    if ref.shape != oth.shape:
-        raise InputError(
-            f"reference shape {list(ref.shape)} and other shape {list(oth.shape)} differ: "
-            "kl compares two models' outputs for the same positions and classes"
-        )
+    check_same_shape(ref.shape, oth.shape, "kl")
     labels_shape = None if labels is None else tuple(np.shape(labels))
     axis, candidates = resolve_class_dim(ref.shape, labels_shape, class_dim)
     classes = int(ref.shape[axis])
@@ -231,11 +238,23 @@ def stream_kl(
     reverse: KLStats | None = None
     out = np.empty(count) if per_position else None
 
+    single = precision == "auto" and not log_probs and ref.dtype == oth.dtype == np.float32
+
     def work(start: int, stop: int) -> _Done:
-        (xr, x), (yr, y) = rows_r.block(start, stop), rows_o.block(start, stop)
+        xr, x = rows_r.block(start, stop, single)
+        yr, y = rows_o.block(start, stop, single)
         lb = None if flat_labels is None else flat_labels[start:stop]
-        kind = {"log_probs": log_probs, "reverse": both_directions, "fast": True}
-        part = block_stats(x, y, lb, ignore_index=ignore_index, raw=(xr, yr), **kind)
+        part = block_stats(
+            x,
+            y,
+            lb,
+            ignore_index=ignore_index,
+            raw=(xr, yr),
+            fast=True,
+            log_probs=log_probs,
+            reverse=both_directions,
+            precision=precision,
+        )
         return xr, yr, part
 
     for start, stop, (x, y, (part, values, backward)) in _in_order(work, count, step):

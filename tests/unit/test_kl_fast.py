@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import mpmath
 import numpy as np
 import pytest
 
@@ -17,6 +16,7 @@ from lossctl.core.kl import kl_rows
 from lossctl.core.kl_fast import Soft, fast_kl, top_members, top_overlap
 from lossctl.core.kl_stats import block_stats, kl_block_stats
 from lossctl.core.kl_stream import stream_kl
+from tests import helpers
 
 EPS = 2.0**-52
 
@@ -27,12 +27,7 @@ def bound(x: np.ndarray) -> np.ndarray:
 
 
 def mp_kl(x: np.ndarray, y: np.ndarray) -> float:
-    with mpmath.workdps(200):
-        xs, ys = [mpmath.mpf(float(v)) for v in x], [mpmath.mpf(float(v)) for v in y]
-        lx = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in xs))
-        ly = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in ys))
-        terms = (mpmath.exp(a - lx) * ((a - lx) - (b - ly)) for a, b in zip(xs, ys, strict=True))
-        return float(mpmath.fsum(terms))
+    return helpers.mp_kl(x, y, digits=200)
 
 
 def fast(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -109,6 +104,22 @@ def test_top_overlap_equals_the_reference_ranking() -> None:
     assert got is not None and got.tolist() == want.tolist()
     x[1, 1] = np.nan
     assert top_overlap(x, y, 5) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_top_overlap_of_wide_rows_equals_the_reference_ranking(dtype: type) -> None:
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(20, 1500)).astype(dtype)
+    y = (x + rng.normal(0, 0.5, size=x.shape)).astype(dtype)
+    x[0] = 1.0  # all tied: the lowest five columns
+    x[1, 100:110] = 50.0  # ties at the top, in one run of 64
+    y[2, [3, 700, 1400, 1499, 64]] = 80.0  # the top five in different runs, one in the tail
+    x[3, :] = -np.inf
+    x[3, 7] = 0.0
+    want = (top_members(x.astype(np.float64), 5) & top_members(y.astype(np.float64), 5)).sum(1)
+    got = top_overlap(x, y, 5)
+    assert got is not None and got.tolist() == want.tolist()
+    assert len(set(got.tolist())) > 2
 
 
 def test_fast_block_stats_equal_the_reference_but_for_kl_rounding() -> None:

@@ -31,6 +31,14 @@ def test_exact_sum_is_the_rational_sum(values: list[float]) -> None:
     assert parse_exact(exact.text()) == exact
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=64))
+def test_exact_sum_of_few_values_equals_the_vector_form(values: list[float]) -> None:
+    few = np.array(values, dtype=np.float64)  # <= 64 values: summed with Python integers
+    padded = np.concatenate([few, np.zeros(100)])  # > 64: the vectorised form
+    assert exact_sum(few) == exact_sum(padded)
+
+
 def test_exact_sum_rounds_once_and_overflows_to_inf() -> None:
     exact = exact_sum(np.array([0.1, 0.2, 0.3]))
     assert exact is not None
