@@ -6,10 +6,13 @@ JSON file of integer labels, and a sparse file of NUL bytes (``truncate``, no di
 Each is read by ``lossctl.io.readers.read_array`` in its own child process, whose peak
 RSS (``wait4``'s ``ru_maxrss``) is reported beside a child that only imports the reader;
 ``grown`` is the difference, ``x size`` that over the file's size. Also runs ``lossctl ce``
-on the JSON logits and labels. Nothing is asserted (see tests/system/test_text_memory.py).
+on the JSON logits and labels; ``--compare DIR`` runs everything again with the lossctl of
+another checkout (the baseline, in the same run). Wall times are of the whole child.
+Nothing is asserted (see tests/system/test_text_memory.py).
 
-    .venv/bin/python benchmarks/bench_text_memory.py              # ~60 MB of JSON
-    .venv/bin/python benchmarks/bench_text_memory.py --size-mb 20 # quicker
+    .venv/bin/python benchmarks/bench_text_memory.py                        # ~60 MB of JSON
+    .venv/bin/python benchmarks/bench_text_memory.py --size-mb 20           # quicker
+    .venv/bin/python benchmarks/bench_text_memory.py --compare ../before    # beside a checkout
 """
 
 from __future__ import annotations
@@ -28,27 +31,29 @@ ROOT = Path(__file__).resolve().parent.parent
 CLASSES = 100
 
 LAUNCHER = """
-import os, subprocess, sys
-child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+import os, subprocess, sys, time
+start = time.perf_counter()
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 _, status, usage = os.wait4(child.pid, 0)
-print(usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+print(usage.ru_maxrss, os.waitstatus_to_exitcode(status), time.perf_counter() - start)
 """
 READ = "import sys; from lossctl.io.readers import read_array; read_array(sys.argv[1])"
 IMPORT = "import sys; from lossctl.io.readers import read_array"
 
 
-def peak_mib(command: list[str]) -> tuple[float, int]:
-    """The peak RSS in MiB of ``command`` and its exit status (measured by a launcher)."""
+def peak_mib(command: list[str], code: Path) -> tuple[float, int, float]:
+    """Peak RSS in MiB, exit status and wall seconds of ``command`` run with lossctl from
+    ``code`` (a checkout), measured by a launcher process."""
     out = subprocess.run(
         [sys.executable, "-c", LAUNCHER, *command],
         capture_output=True,
         text=True,
         check=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=code,
+        env={**os.environ, "PYTHONPATH": str(code)},
     ).stdout
-    kib, status = out.split()
-    return int(kib) / 1024, int(status)
+    kib, status, seconds = out.split()
+    return int(kib) / 1024, int(status), float(seconds)
 
 
 def write_files(folder: Path, size_mb: float) -> dict[str, Path]:
@@ -79,26 +84,35 @@ def write_files(folder: Path, size_mb: float) -> dict[str, Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=float, default=60.0)
+    parser.add_argument(
+        "--compare", type=Path, help="another checkout (e.g. before the change) run the same way"
+    )
     args = parser.parse_args()
-    base, _ = peak_mib([sys.executable, "-c", IMPORT])
-    print(f"`{' '.join(['.venv/bin/python', *sys.argv])}`; import-only child: {base:.0f} MiB\n")
-    print("| file | size MiB | peak MiB | grown MiB | x size | status |")
-    print("|------|----------|----------|-----------|--------|--------|")
+    codes = [("this", ROOT)] + ([("compare", args.compare.resolve())] if args.compare else [])
+    print(f"`{' '.join(['.venv/bin/python', *sys.argv])}`\n")
+    print("| code | file | size MiB | peak MiB | grown MiB | x size | seconds | status |")
+    print("|------|------|----------|----------|-----------|--------|---------|--------|")
     with tempfile.TemporaryDirectory() as scratch:
         files = write_files(Path(scratch), args.size_mb)
-        for name in ("logits.json", "logits.csv", "labels.json", "nul.json"):
-            path = files[name]
-            size = path.stat().st_size / 2**20
-            peak, status = peak_mib([sys.executable, "-c", READ, str(path)])
-            grown = peak - base
-            print(f"| {name} | {size:.0f} | {peak:.0f} | {grown:.0f} | {grown / size:.2f} | {status} |")
-        ce = [sys.executable, "-m", "lossctl", "ce", str(files["logits.json"]),
-              str(files["labels_rows.json"]), "--json"]  # fmt: skip
-        peak, status = peak_mib(ce)
-        size = files["logits.json"].stat().st_size / 2**20
-        print(f"| lossctl ce logits.json | {size:.0f} | {peak:.0f} | {peak - base:.0f} | "
-              f"{(peak - base) / size:.2f} | {status} |")  # fmt: skip
+        jobs = {name: [sys.executable, "-c", READ, str(files[name])] for name in NAMES}
+        jobs["lossctl ce logits.json"] = [
+            *[sys.executable, "-m", "lossctl", "ce"],
+            *[str(files["logits.json"]), str(files["labels_rows.json"]), "--json"],
+        ]
+        for label, code in codes:
+            base = peak_mib([sys.executable, "-c", IMPORT], code)[0]
+            print(f"| {label} | (import only) | | {base:.0f} | | | | |")
+            for name, command in jobs.items():
+                size = files[name.split()[-1]].stat().st_size / 2**20
+                peak, status, seconds = peak_mib(command, code)
+                grown = peak - base
+                print(
+                    f"| {label} | {name} | {size:.0f} | {peak:.0f} | {grown:.0f} | "
+                    f"{grown / size:.2f} | {seconds:.1f} | {status} |"
+                )
 
+
+NAMES = ("logits.json", "logits.csv", "labels.json", "nul.json")
 
 if __name__ == "__main__":
     main()

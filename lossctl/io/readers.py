@@ -44,17 +44,19 @@ import numpy.typing as npt
 
 from lossctl.errors import ReadError
 from lossctl.io import safetensors, torch_pt
+from lossctl.io.blocks import TextBlocks
 from lossctl.io.csv_format import Header
 from lossctl.io.csv_format import read_csv as _read_csv
 from lossctl.io.foreign import foreign_format
 from lossctl.io.json_format import parse_json, read_json
+from lossctl.io.json_stream import Fallback, stream_json_array
 from lossctl.io.npy import read_npy
 from lossctl.io.npz import NPZ_MAX_BYTES as _NPZ_MAX_BYTES
 from lossctl.io.npz import read_npz
 from lossctl.io.numbers import parse_number_list
 from lossctl.io.sniff import EXTENSIONS, missing_magic, sniff_magic
 from lossctl.io.sources import STDIN_NAME, open_regular, read_stdin, resolve_spec
-from lossctl.io.text import BOM, EMPTY, decode_text, oneline
+from lossctl.io.text import EMPTY, decode_text, oneline
 
 __all__ = [
     "INLINE_NAME",
@@ -178,8 +180,7 @@ def _read(
             tensor = safetensors.read_safetensors(path, source, key)
             return Loaded(_as_array(tensor), source, "safetensors")
         _refuse_foreign(head, ext, source)
-        data = head + handle.read()
-    return _from_text_bytes(data, source, key, ext, header)
+        return _from_text(TextBlocks(handle, head, source), source, key, ext, header)
 
 
 HEAD_BYTES = 16  # enough for every magic number and a safetensors header length
@@ -222,25 +223,40 @@ def _from_bytes(data: bytes, source: str, key: str | None, ext: str, header: Hea
         tensor = safetensors.read_safetensors_bytes(data, source, key)
         return Loaded(_as_array(tensor), source, "safetensors")
     _refuse_foreign(data[:HEAD_BYTES], ext, source)
-    return _from_text_bytes(data, source, key, ext, header)
+    return _from_text(TextBlocks(io.BytesIO(data), b"", source), source, key, ext, header)
 
 
-def _from_text_bytes(data: bytes, source: str, key: str | None, ext: str, header: Header) -> Loaded:
+def _from_text(text: TextBlocks, source: str, key: str | None, ext: str, header: Header) -> Loaded:
+    """JSON or CSV text, refused from its first block if binary, then read block by block."""
     ext_format = EXTENSIONS.get(ext)
-    first = data[3:] if data.startswith(BOM) else data
-    first_char = first.lstrip()[:1]
+    first_char = text.first_char()
     looks_json = first_char in (b"[", b"{")
     if ext_format == "json" or looks_json:
+        text.check_first("JSON")
         note = ""
         if ext_format in ("csv", "tsv") or ext == ".txt":
             note = f" (read as JSON because it starts with {first_char.decode()!r})"
-        array, meta = read_json(data, source, key, note, ext_format == "json")
-        return Loaded(array, source, "json", meta)
+        return _json(text, source, key, note, ext_format == "json")
+    text.check_first("CSV")
     if key is not None:
         raise ReadError(
             source, f"a key ({key!r}) was given, but CSV text holds a single table; drop the key"
         )
     delimiter = "\t" if ext_format == "tsv" else None
-    array, notes, candidate = _read_csv(data, source, delimiter, header)
+    array, notes, candidate = _read_csv(text.blocks("CSV"), source, delimiter, header)
     found: dict[str, object] = {} if candidate is None else {"header_candidate": candidate}
     return Loaded(array, source, "csv", found, notes)
+
+
+def _json(text: TextBlocks, source: str, key: str | None, note: str, is_json_ext: bool) -> Loaded:
+    """A nested list bigger than a block is streamed (:mod:`lossctl.io.json_stream`);
+    anything else, or anything the stream does not take, is parsed whole."""
+    if key is None and not text.single and text.first_char() == b"[":
+        try:
+            array = stream_json_array(text.blocks("JSON"), source, text.block_bytes)
+        except Fallback:
+            pass
+        else:
+            return Loaded(array, source, "json", {})
+    array, meta = read_json(text.whole(), source, key, note, is_json_ext)
+    return Loaded(array, source, "json", meta)
