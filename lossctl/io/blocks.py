@@ -24,21 +24,22 @@ __all__ = ["BLOCK_BYTES", "TextBlocks"]
 
 BLOCK_BYTES = 1 << 20
 _BLANK = b" \t\r\n"
+_FIRST_MIN = 16
 
 
 class TextBlocks:
     """The checked UTF-8 blocks of ``handle``, whose first bytes ``head`` were already read."""
 
     def __init__(
-        self, handle: IO[bytes], head: bytes, source: str, block_bytes: int = BLOCK_BYTES
+        self, handle: IO[bytes], head: bytes, source: str, block_bytes: int | None = None
     ) -> None:
         self.handle = handle
         self.source = source
-        self.block_bytes = block_bytes
-        first = head + handle.read(max(0, block_bytes - len(head)))
+        self.block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
+        want = max(_FIRST_MIN, self.block_bytes)  # a BOM and a UTF-16 mark fit in it
+        first = head + handle.read(max(0, want - len(head)))
         self._read: list[bytes] = [first]  # raw blocks read ahead (for the sniff)
-        self.single = len(first) < block_bytes  # the whole input is in the first block
-        self._start = len(head)
+        self.single = len(first) < want  # the whole input is in the first block
 
     def _more(self) -> bytes:
         return self.handle.read(self.block_bytes)

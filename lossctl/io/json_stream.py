@@ -39,6 +39,7 @@ _OPEN, _CLOSE, _COMMA, _QUOTE = ord("["), ord("]"), ord(","), ord('"')
 _BLANK = b" \t\r\n"
 _EXACT = 2**53
 _MAX_PENDING = 8  # blocks of one element (or of leading text) before giving up
+_RUN_BYTES = 1 << 18  # text parsed by one json.loads call
 
 
 class Fallback(Exception):
@@ -70,11 +71,12 @@ class _Values:
         elif tuple(part.shape[1:]) != self.item_shape:
             raise Fallback  # ragged: the ordinary reader names the row
         if part.dtype == np.float64 and self.buffer.typecode == "q":
-            ints: Array = np.frombuffer(self.buffer, dtype=np.int64)
-            self.buffer = array.array("d", _exact_floats(ints).tobytes())
+            floats = _exact_floats(np.frombuffer(self.buffer, dtype=np.int64))
+            self.buffer = array.array("d")
+            self.buffer.frombytes(_bytes(floats))
         elif part.dtype == np.int64 and self.buffer.typecode == "d":
             part = _exact_floats(part)
-        self.buffer.frombytes(np.ascontiguousarray(part).tobytes())
+        self.buffer.frombytes(_bytes(part))
         self.count += int(part.shape[0])
 
     def array(self, outer: int) -> Array:
@@ -82,6 +84,11 @@ class _Values:
         dtype = np.int64 if self.buffer.typecode == "q" else np.float64
         flat: Array = np.frombuffer(self.buffer, dtype=dtype)
         return flat.reshape((1,) * outer + (self.count, *self.item_shape))
+
+
+def _bytes(values: Array) -> memoryview:
+    """The bytes of ``values`` in C order, without a copy when it already is."""
+    return memoryview(np.ascontiguousarray(values)).cast("B")  # type: ignore[arg-type]
 
 
 def _exact_floats(ints: Array) -> Array:
@@ -133,34 +140,37 @@ class _Stream:
 
     def _scan(self) -> None:
         new = np.frombuffer(self.pending, dtype=np.uint8, offset=self.scanned)
+        steps = (new == _OPEN).view(np.int8) - (new == _CLOSE).view(np.int8)
+        cut = new == _COMMA
         quotes = new == _QUOTE
-        outside: npt.NDArray[np.bool_] | None = None
         if quotes.any():
             inside = (np.cumsum(quotes, dtype=np.int32) % 2).astype(bool) ^ self.quoted
             self.quoted = bool(inside[-1])
-            outside = ~(inside | quotes)
-        steps = (new == _OPEN).astype(np.int8) - (new == _CLOSE).astype(np.int8)
-        commas = new == _COMMA
-        if outside is not None:
-            steps[~outside] = 0
-            commas &= outside
-        depth = self.depth + np.cumsum(steps, dtype=np.int32)  # after each byte
-        below = np.flatnonzero(depth < self.level)
+            inside |= quotes
+            steps[inside] = 0
+            cut[inside] = False
+            del inside
+        del quotes
+        depth = np.cumsum(steps, dtype=np.int32)  # after each byte, relative to self.depth
+        del steps
+        level = self.level - self.depth
+        below = np.flatnonzero(depth < level)[:1]
         end = int(below[0]) if below.size else len(new)
-        cuts = np.flatnonzero(commas[:end] & (depth[:end] == self.level))
-        if np.any(commas[:end] & (depth[:end] < self.level)):
-            raise Fallback  # cannot happen before the end; be safe
+        cut[:end] &= depth[:end] == level
+        cut[end:] = False
         if below.size:
-            self._parse(self.pending[: self.scanned + end])
+            self._parse_runs(self.scanned + end, cut)
             self.done, self.closing = True, self.level
             rest, self.pending = self.pending[self.scanned + end :], b""
             self._tail(rest)
             return
-        self.depth = int(depth[-1]) if depth.size else self.depth
-        if cuts.size:
-            cut = self.scanned + int(cuts[-1])
-            self._parse(self.pending[:cut])
-            self.pending = self.pending[cut + 1 :]
+        self.depth += int(depth[-1]) if depth.size else 0
+        del depth
+        backwards = cut[::-1]
+        if backwards.any():  # the last comma between elements: parse everything before it
+            last = self.scanned + len(cut) - 1 - int(np.argmax(backwards))
+            self._parse_runs(last, cut)
+            self.pending = self.pending[last + 1 :]
             self.scanned = len(self.pending)
             return
         self.scanned = len(self.pending)
@@ -175,6 +185,25 @@ class _Stream:
             raise Fallback
         self._restart(text[1:], self.level + 1)
         self._scan()
+
+    def _parse_runs(self, end: int, cut: npt.NDArray[np.bool_]) -> None:
+        """Parse ``pending[:end]`` in runs of about :data:`_RUN_BYTES`, split at the commas
+        marked in ``cut`` (which covers ``pending[scanned:]``): few Python objects at a time."""
+        base, begin = self.scanned, 0
+        while True:
+            stop = end
+            if end - begin > _RUN_BYTES:
+                lo, hi = max(begin - base, 0), min(begin + _RUN_BYTES - base, end - base)
+                window = cut[lo:hi]
+                if window.any():  # the last comma of the run
+                    stop = base + hi - 1 - int(np.argmax(window[::-1]))
+                else:  # an element longer than a run: up to the next comma
+                    after = cut[hi : end - base]
+                    stop = base + hi + int(np.argmax(after)) if after.any() else end
+            self._parse(self.pending[begin:stop])
+            if stop >= end:
+                return
+            begin = stop + 1
 
     def _parse(self, piece: bytes) -> None:
         if not piece.strip(_BLANK):
