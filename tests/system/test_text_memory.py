@@ -83,7 +83,6 @@ def test_integer_labels_cost_little_more_than_their_int64_array(
     """Labels below 100: the int64 array alone is about twice the text; the reader needs
     little more than the array (before: 2.4x the text besides the array)."""
     path, expected = text_files["labels"]
-    size = path.stat().st_size / 2**20
     mib, run = peak_rss_mib([sys.executable, "-c", READ, str(path)])
     assert run.code == 0, run.err
     assert run.out.strip() == expected
