@@ -12,7 +12,9 @@ One module per concern: :mod:`~lossctl.io.sources` (paths, keys, standard input)
 :mod:`~lossctl.io.sniff` (format detection), :mod:`~lossctl.io.numbers` (number
 cells), :mod:`~lossctl.io.json_format`, :mod:`~lossctl.io.csv_format`,
 :mod:`~lossctl.io.npy`, :mod:`~lossctl.io.npz`, :mod:`~lossctl.io.torch_pt`,
-:mod:`~lossctl.io.safetensors` and :mod:`~lossctl.io.foreign`; this module dispatches:
+:mod:`~lossctl.io.safetensors` and :mod:`~lossctl.io.foreign`, with text read block by
+block (:mod:`~lossctl.io.blocks`; large JSON lists by :mod:`~lossctl.io.json_stream`);
+this module dispatches:
 NPY magic; a zip archive (``torch.save``'s layout, else NPZ); a safetensors header
 (or the ``.safetensors`` extension); PyTorch's legacy pickle; a foreign format; text.
 
@@ -49,7 +51,6 @@ from lossctl.io.csv_format import Header
 from lossctl.io.csv_format import read_csv as _read_csv
 from lossctl.io.foreign import foreign_format
 from lossctl.io.json_format import parse_json, read_json
-from lossctl.io.json_stream import Fallback, stream_json_array
 from lossctl.io.npy import read_npy
 from lossctl.io.npz import NPZ_MAX_BYTES as _NPZ_MAX_BYTES
 from lossctl.io.npz import read_npz
@@ -252,6 +253,8 @@ def _json(text: TextBlocks, source: str, key: str | None, note: str, is_json_ext
     """A nested list bigger than a block is streamed (:mod:`lossctl.io.json_stream`);
     anything else, or anything the stream does not take, is parsed whole."""
     if key is None and not text.single and text.first_char() == b"[":
+        from lossctl.io.json_stream import Fallback, stream_json_array
+
         try:
             array = stream_json_array(text.blocks("JSON"), source, text.block_bytes)
         except Fallback:
