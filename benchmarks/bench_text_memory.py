@@ -44,15 +44,9 @@ IMPORT = "import sys; from lossctl.io.readers import read_array"
 def peak_mib(command: list[str], code: Path) -> tuple[float, int, float]:
     """Peak RSS in MiB, exit status and wall seconds of ``command`` run with lossctl from
     ``code`` (a checkout), measured by a launcher process."""
-    out = subprocess.run(
-        [sys.executable, "-c", LAUNCHER, *command],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=code,
-        env={**os.environ, "PYTHONPATH": str(code)},
-    ).stdout
-    kib, status, seconds = out.split()
+    environment = {**os.environ, "PYTHONPATH": str(code)}
+    launcher = [sys.executable, "-c", LAUNCHER, *command]
+    kib, status, seconds = subprocess.check_output(launcher, cwd=code, env=environment).split()
     return int(kib) / 1024, int(status), float(seconds)
 
 
