@@ -151,3 +151,24 @@ def test_the_first_block_is_checked_before_the_rest_is_read(tmp_path: Path) -> N
     with pytest.raises(ReadError, match="NUL byte at offset 0"):
         text.check_first("CSV")
     assert Counting.read_bytes == 1 << 20
+
+
+@pytest.mark.parametrize("name", ["rows.json", "deep.json", "ragged.json", "crlf_bad_line.csv"])
+def test_standard_input_reads_the_same_in_tiny_blocks(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``-``: the bytes of standard input go through the same blocks as a file."""
+    path = tmp_path / name
+    path.write_bytes(_cases()[name])
+
+    def from_stdin() -> tuple[object, ...]:
+        try:
+            loaded = read_array("-", stdin=io.BytesIO(path.read_bytes()))
+        except ReadError as error:
+            return ("error", str(error).replace("<stdin>", str(path)))
+        return (loaded.format, loaded.array.dtype.str, loaded.array.shape, loaded.array.tobytes())
+
+    whole = outcome(path)[:4]
+    assert from_stdin() == whole
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", 3)
+    assert from_stdin() == whole
