@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lossctl.io.json_format import IntegerTracker, load_json, nested_to_array
+from lossctl.io.json_format import load_json, nested_to_array
 from lossctl.io.text import MAX_NDIM
 
 __all__ = ["Fallback", "stream_json_array"]
@@ -208,10 +208,12 @@ class _Stream:
     def _parse(self, piece: bytes) -> None:
         if not piece.strip(_BLANK):
             raise Fallback  # an empty list, or a comma without an element
-        ints = IntegerTracker()
         try:
-            items = load_json(b"[" + piece + b"]", ints)
-            part = nested_to_array(items, self.source, ints.beyond_float)
+            items = load_json(b"[" + piece + b"]")  # integers exact, by int() itself
+            part = nested_to_array(items, self.source, big_integers=False)
+            if part.dtype == np.float64 and np.any(np.abs(part) >= _EXACT):
+                # an integer beyond 2**53 may have been rounded beside floats: check them all
+                part = nested_to_array(items, self.source, big_integers=True)
         except Exception as exc:  # any refusal: the ordinary reader words it
             raise Fallback from exc
         self.values.add(part)

@@ -64,6 +64,7 @@ def _cases() -> dict[str, bytes]:
         "labels.json": json.dumps(rng.integers(0, 9, 300).tolist()),
         "ints_then_floats.json": json.dumps([1, 2, 3] * 30 + [0.5]),
         "big_ints_then_float.json": json.dumps([2**60 + 1] * 3 + [0.5]),
+        "big_int_in_a_row_of_floats.json": json.dumps([[0.5, 1.5]] * 20 + [[0.5, 2**60 + 1]]),
         "exact_big_ints.json": json.dumps([2**60] * 3 + [0.5]),
         "beyond_int64.json": json.dumps([1] * 50 + [2**70]),
         "strings.json": json.dumps([["nan", 1.0], ["-inf", "inf"]] * 20),
