@@ -226,3 +226,29 @@ def float32_kl_bound(x: Any, y: Any) -> Any:
     d = x - y
     e = d - np.sum(p * d, axis=-1, keepdims=True)
     return (44 + 14 * np.sum(p * np.abs(e), axis=-1)) * 2.0**-24
+
+
+def peak_rss_mib(command: list[str], cwd: Path | str = ROOT) -> tuple[float, Run]:
+    """The peak RSS in MiB of ``command`` (Linux) and its :class:`Run`.
+
+    Measured in a small launcher process with ``RUSAGE_CHILDREN``: a child forked straight
+    from pytest would count pytest's own resident memory (inherited at fork) in its peak.
+    """
+    launcher = (
+        "import resource, subprocess, sys\n"
+        "proc = subprocess.run(sys.argv[1:], capture_output=True, stdin=subprocess.DEVNULL)\n"
+        "sys.stderr.buffer.write(proc.stderr)\n"
+        "sys.stdout.buffer.write(b'%d %d\\n' % (proc.returncode, "
+        "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+        "sys.stdout.buffer.write(proc.stdout)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", launcher, *command],
+        capture_output=True,
+        cwd=cwd,
+        env=clean_env(),
+        timeout=300,
+    )
+    first, _, out = proc.stdout.partition(b"\n")
+    code, kib = first.split()
+    return int(kib) / 1024, Run(tuple(command), int(code), out, proc.stderr)

@@ -32,11 +32,10 @@ from __future__ import annotations
 
 import array
 import csv
-import io
 import math
 import re
 import string
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -44,7 +43,7 @@ import numpy.typing as npt
 
 from lossctl.errors import ReadError
 from lossctl.io.numbers import OutOfRange, cell_value, safe_value
-from lossctl.io.text import EMPTY, decode_text, oneline, show
+from lossctl.io.text import EMPTY, oneline, show
 
 __all__ = ["Header", "read_csv"]
 
@@ -129,10 +128,26 @@ class _Table:
         self.rows += 1
 
 
-def _lines(text: str) -> Iterator[tuple[int, str]]:
-    """(line number, line) for CRLF, CR and LF line ends, without copying the text."""
-    for lineno, raw in enumerate(io.StringIO(text, newline=None), 1):
-        yield lineno, raw.rstrip("\n")
+def _lines(blocks: Iterable[bytes]) -> Iterator[tuple[int, str]]:
+    """(line number, line) for CRLF, CR and LF line ends, block by block of whole UTF-8
+    characters (as ``io.StringIO(newline=None)`` splits them; a CRLF may straddle blocks)."""
+    lineno, rest = 0, ""
+    for block in blocks:
+        text = rest + block.decode("utf-8")
+        tail = "\r" if text.endswith("\r") else ""  # perhaps the first half of a CRLF
+        if tail:
+            text = text[:-1]
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        rest = lines.pop() + tail
+        for line in lines:
+            lineno += 1
+            yield lineno, line
+    last = rest.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if last[-1] == "":
+        last.pop()
+    for line in last:
+        lineno += 1
+        yield lineno, line
 
 
 def _pandas_names(cells: list[str]) -> bool:
@@ -152,12 +167,15 @@ def _exact(cells: list[str], values: list[float], source: str, lineno: int) -> N
             )
 
 
-def read_csv(data: bytes, source: str, delimiter: str | None, header: Header = "auto") -> Parsed:
-    """Parse CSV bytes; returns the array, the notes saying which header rule fired, and the
-    number of a first line that was read as data although it could be pandas' names."""
-    text = decode_text(data, source, "CSV")
-    del data
-    return _Parser(source, delimiter, header).parse(text)
+def read_csv(
+    blocks: Iterable[bytes], source: str, delimiter: str | None, header: Header = "auto"
+) -> Parsed:
+    """Parse CSV text given as checked blocks of whole UTF-8 characters
+    (:class:`~lossctl.io.blocks.TextBlocks`), one line at a time: the text is never held
+    whole, and the values go straight into one float64 buffer.  Returns the array, the
+    notes saying which header rule fired, and the number of a first line that was read as
+    data although it could be pandas' names."""
+    return _Parser(source, delimiter, header).parse(_lines(blocks))
 
 
 class _Parser:
@@ -173,9 +191,9 @@ class _Parser:
         self.index_column = False
         self.notes: list[str] = []
 
-    def parse(self, text: str) -> Parsed:
+    def parse(self, lines: Iterator[tuple[int, str]]) -> Parsed:
         seen = False
-        for lineno, raw in _lines(text):
+        for lineno, raw in lines:
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
@@ -189,7 +207,6 @@ class _Parser:
                 if self._first_line(line, lineno):
                     continue
             self._data_line(line, lineno)
-        del text
         return self._finish()
 
     def _cells(self, line: str, lineno: int) -> list[str]:

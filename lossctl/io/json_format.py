@@ -29,7 +29,7 @@ from lossctl.errors import ReadError
 from lossctl.io.numbers import SPECIAL
 from lossctl.io.text import EMPTY, MAX_NDIM, count_items, decode_text, show
 
-__all__ = ["parse_json", "read_json"]
+__all__ = ["IntegerTracker", "load_json", "nested_to_array", "parse_json", "read_json"]
 
 Array = npt.NDArray[Any]
 
@@ -78,17 +78,20 @@ class IntegerTracker:
         return value
 
 
+def load_json(text: str | bytes, ints: IntegerTracker | None = None) -> Any:
+    """:func:`json.loads` as lossctl reads numbers: bare NaN/Infinity kept for validation to
+    report, duplicate keys refused (``_DuplicateKey``), integers exact (noted by ``ints``)."""
+    return json.loads(
+        text, parse_constant=_BareConstant, object_pairs_hook=_pairs_hook, parse_int=ints or int
+    )
+
+
 def parse_json(
     text: str, source: str, note: str, is_json_ext: bool, ints: IntegerTracker | None = None
 ) -> Any:
     try:
         try:
-            return json.loads(
-                text,
-                parse_constant=_BareConstant,
-                object_pairs_hook=_pairs_hook,
-                parse_int=ints or int,
-            )
+            return load_json(text, ints)
         except ValueError as exc:
             if isinstance(exc, json.JSONDecodeError) or "digits" not in str(exc):
                 raise
@@ -283,6 +286,12 @@ def _json_to_array(
     if array.shape != tuple(shape):  # cannot happen after the checks; be safe
         raise ReadError(source, f"{_where(path)}: inconsistent nesting")
     return array
+
+
+def nested_to_array(node: Any, source: str, big_integers: bool) -> Array:
+    """A parsed nested list as an array, validated and exact (int64 or float64); raises
+    :class:`ReadError` as for a whole document (positions relative to ``node``)."""
+    return _json_to_array(node, source, (), big_integers)
 
 
 def _find_overflow(node: Any, path: tuple[int | str, ...], source: str, whole: bool) -> None:

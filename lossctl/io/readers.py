@@ -12,7 +12,9 @@ One module per concern: :mod:`~lossctl.io.sources` (paths, keys, standard input)
 :mod:`~lossctl.io.sniff` (format detection), :mod:`~lossctl.io.numbers` (number
 cells), :mod:`~lossctl.io.json_format`, :mod:`~lossctl.io.csv_format`,
 :mod:`~lossctl.io.npy`, :mod:`~lossctl.io.npz`, :mod:`~lossctl.io.torch_pt`,
-:mod:`~lossctl.io.safetensors` and :mod:`~lossctl.io.foreign`; this module dispatches:
+:mod:`~lossctl.io.safetensors` and :mod:`~lossctl.io.foreign`, with text read block by
+block (:mod:`~lossctl.io.blocks`; large JSON lists by :mod:`~lossctl.io.json_stream`);
+this module dispatches:
 NPY magic; a zip archive (``torch.save``'s layout, else NPZ); a safetensors header
 (or the ``.safetensors`` extension); PyTorch's legacy pickle; a foreign format; text.
 
@@ -45,6 +47,7 @@ import numpy.typing as npt
 
 from lossctl.errors import ReadError
 from lossctl.io import safetensors, torch_pt
+from lossctl.io.blocks import TextBlocks
 from lossctl.io.csv_format import Header
 from lossctl.io.csv_format import read_csv as _read_csv
 from lossctl.io.foreign import foreign_format
@@ -54,7 +57,7 @@ from lossctl.io.npz import read_npz
 from lossctl.io.numbers import parse_number_list
 from lossctl.io.sniff import EXTENSIONS, missing_magic, sniff_magic
 from lossctl.io.sources import STDIN_NAME, open_input, read_stdin, resolve_spec
-from lossctl.io.text import BOM, EMPTY, decode_text, oneline
+from lossctl.io.text import EMPTY, decode_text, oneline
 
 __all__ = [
     "INLINE_NAME",
@@ -182,8 +185,7 @@ def _read(
             tensor = safetensors.read_safetensors_file(handle, source, key)
             return Loaded(_as_array(tensor), source, "safetensors")
         _refuse_foreign(head, ext, source)
-        data = head + handle.read()
-    return _from_text_bytes(data, source, key, ext, header)
+        return _from_text(TextBlocks(handle, head, source), source, key, ext, header)
 
 
 def _content(head: bytes, size: int, ext: str, source: str, more: Callable[[], bytes]) -> str:
@@ -241,25 +243,42 @@ def _from_bytes(data: bytes, source: str, key: str | None, ext: str, header: Hea
         tensor = safetensors.read_safetensors_bytes(data, source, key)
         return Loaded(_as_array(tensor), source, "safetensors")
     _refuse_foreign(head, ext, source)
-    return _from_text_bytes(data, source, key, ext, header)
+    return _from_text(TextBlocks(io.BytesIO(data), b"", source), source, key, ext, header)
 
 
-def _from_text_bytes(data: bytes, source: str, key: str | None, ext: str, header: Header) -> Loaded:
+def _from_text(text: TextBlocks, source: str, key: str | None, ext: str, header: Header) -> Loaded:
+    """JSON or CSV text, refused from its first block if binary, then read block by block."""
     ext_format = EXTENSIONS.get(ext)
-    first = data[3:] if data.startswith(BOM) else data
-    first_char = first.lstrip()[:1]
+    first_char = text.first_char()
     looks_json = first_char in (b"[", b"{")
     if ext_format == "json" or looks_json:
+        text.check_first("JSON")
         note = ""
         if ext_format in ("csv", "tsv") or ext == ".txt":
             note = f" (read as JSON because it starts with {first_char.decode()!r})"
-        array, meta = read_json(data, source, key, note, ext_format == "json")
-        return Loaded(array, source, "json", meta)
+        return _json(text, source, key, note, ext_format == "json")
+    text.check_first("CSV")
     if key is not None:
         raise ReadError(
             source, f"a key ({key!r}) was given, but CSV text holds a single table; drop the key"
         )
     delimiter = "\t" if ext_format == "tsv" else None
-    array, notes, candidate = _read_csv(data, source, delimiter, header)
+    array, notes, candidate = _read_csv(text.blocks("CSV"), source, delimiter, header)
     found: dict[str, object] = {} if candidate is None else {"header_candidate": candidate}
     return Loaded(array, source, "csv", found, notes)
+
+
+def _json(text: TextBlocks, source: str, key: str | None, note: str, is_json_ext: bool) -> Loaded:
+    """A nested list bigger than a block is streamed (:mod:`lossctl.io.json_stream`);
+    anything else, or anything the stream does not take, is parsed whole."""
+    if key is None and not text.single and text.first_char() == b"[":
+        from lossctl.io.json_stream import Fallback, stream_json_array
+
+        try:
+            array = stream_json_array(text.blocks("JSON"), source, text.block_bytes)
+        except Fallback:
+            pass
+        else:
+            return Loaded(array, source, "json", {})
+    array, meta = read_json(text.whole(), source, key, note, is_json_ext)
+    return Loaded(array, source, "json", meta)

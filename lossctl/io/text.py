@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from lossctl.errors import ReadError
 
-__all__ = ["BOM", "EMPTY", "MAX_NDIM", "count_items", "decode_text", "oneline", "show"]
+__all__ = [
+    "BOM",
+    "EMPTY",
+    "MAX_NDIM",
+    "UTF16_BOMS",
+    "check_block",
+    "count_items",
+    "decode_text",
+    "oneline",
+    "show",
+]
 
 BOM = b"\xef\xbb\xbf"
 EMPTY = "no numbers found (empty file)"
 MAX_NDIM = 64
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 def decode_text(data: bytes, source: str, what: str) -> str:
@@ -16,20 +27,49 @@ def decode_text(data: bytes, source: str, what: str) -> str:
     if data.startswith(BOM):
         data = data[3:]
         offset = 3
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+    if data[:2] in UTF16_BOMS:
         raise ReadError(source, f"looks like UTF-16 text; save it as UTF-8 {what}")
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise ReadError(source, f"binary data (NUL byte at offset {nul + offset}), not {what} text")
+    _refuse_nul(data, offset, source, what)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        bad = data[exc.start]
-        raise ReadError(
-            source,
-            f"not valid UTF-8 text (byte 0x{bad:02x} at offset {exc.start + offset}); "
-            f"is this a binary file? expected {what} text",
-        ) from None
+        raise _not_utf8(data, exc, offset, source, what) from None
+
+
+def check_block(data: bytes, offset: int, source: str, what: str, *, final: bool) -> int:
+    """Refuse a NUL byte, then invalid UTF-8, in ``data`` (at file offset ``offset``),
+    with :func:`decode_text`'s messages.
+
+    Returns how many bytes of ``data`` are whole characters: all of them, unless
+    ``final`` is false and ``data`` ends inside a character (the rest is for the next
+    block).
+    """
+    _refuse_nul(data, offset, source, what)
+    if data.isascii():
+        return len(data)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if not final and exc.end == len(data) and exc.reason == "unexpected end of data":
+            return int(exc.start)
+        raise _not_utf8(data, exc, offset, source, what) from None
+    return len(data)
+
+
+def _refuse_nul(data: bytes, offset: int, source: str, what: str) -> None:
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise ReadError(source, f"binary data (NUL byte at offset {nul + offset}), not {what} text")
+
+
+def _not_utf8(
+    data: bytes, exc: UnicodeDecodeError, offset: int, source: str, what: str
+) -> ReadError:
+    return ReadError(
+        source,
+        f"not valid UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start + offset}); "
+        f"is this a binary file? expected {what} text",
+    )
 
 
 def count_items(count: int) -> str:
