@@ -1,18 +1,22 @@
 """``diagnose``: every check in order, on one set of facts about the input.
 
 Thresholds are chosen so that well-formed input raises nothing (see tests/test_doctor.py);
-the input kind's are in :mod:`lossctl.core.facts`. The input is read block by block: one
-pass for its facts (:func:`lossctl.doctor.kind.input_kind`), the loss (unless given), and a
-second pass only where a finding needs one (-inf in the input, probabilities' log).
+the input kind's are in :mod:`lossctl.core.facts`. The input is read block by block, once:
+the pass that computes the loss collects the facts on the way (``result.facts``; with a
+result computed without them, a pass of their own), the findings are decided from them
+afterwards, and a second pass runs only where a finding needs one (the rows holding -inf,
+probabilities' log, the loss that would have been right).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
 import numpy.typing as npt
 
+from lossctl.core.facts import InputFacts
 from lossctl.core.losses import (
     DEFAULT_IGNORE_INDEX,
     AmbiguousClassAxisWarning,
@@ -25,7 +29,14 @@ from lossctl.core.losses import (
 from lossctl.doctor.context import Context
 from lossctl.doctor.findings import Finding
 from lossctl.doctor.float16 import check_float16, check_float16_loss
-from lossctl.doctor.kind import axis_without_labels, check_kind_for_op, input_kind, report_kind
+from lossctl.doctor.kind import (
+    KindReport,
+    axis_without_labels,
+    check_kind_for_op,
+    input_kind,
+    kind_report,
+    report_kind,
+)
 from lossctl.doctor.nonfinite import check_neg_inf, check_nonfinite
 from lossctl.doctor.targets import check_ambiguous, check_soft_targets, check_targets
 from lossctl.errors import InputError
@@ -116,14 +127,12 @@ def diagnose(
         label_smoothing=label_smoothing,
         soft=y is not None and y.shape == x.shape,
     )
-    report = input_kind(x, axis, detailed=not inline)
-    if not inline:
-        report_kind(ctx, report, pytorch_axis)
-        check_nonfinite(ctx, report.facts)
-    check_float16(ctx, report.facts)
+    detailed = not inline
     if y is None:
+        _report_input(ctx, input_kind(x, axis, detailed=detailed), pytorch_axis, inline)
         return ctx.findings
-    clean = y if ctx.soft else check_targets(ctx, y)
+    on_targets = dataclasses.replace(ctx, findings=[])  # reported after the input's findings
+    clean = y if ctx.soft else check_targets(on_targets, y)
     if result is None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AmbiguousClassAxisWarning)
@@ -131,11 +140,19 @@ def diagnose(
                 op,
                 x,
                 clean,
+                facts="logsumexp" if detailed else "plain",  # the loss's pass collects them
                 weight=w,
                 ignore_index=ignore_index,
                 label_smoothing=label_smoothing,
                 class_dim=axis,
             )
+    usable = result.facts is not None and result.class_dim == axis
+    if not usable or (detailed and result.facts is not None and not _has_lse(result.facts)):
+        report = input_kind(x, axis, detailed=detailed)  # a result computed without the facts
+    else:
+        report = kind_report(result.facts if x.size else None, axis, ctx.classes, detailed=detailed)
+    _report_input(ctx, report, pytorch_axis, inline)
+    ctx.findings += on_targets.findings
     if len(fitting) > 1:
         check_ambiguous(ctx, fitting, y, result)
     check_kind_for_op(ctx, report, clean, result)
@@ -144,3 +161,16 @@ def diagnose(
     check_neg_inf(ctx, clean, report.facts)
     check_float16_loss(ctx, result)
     return ctx.findings
+
+
+def _has_lse(facts: InputFacts) -> bool:
+    """Whether the facts hold the log-sum-exp range a detailed report shows."""
+    return facts.lse_min is not None or facts.usable_rows == 0
+
+
+def _report_input(ctx: Context, report: KindReport, pytorch_axis: int | None, inline: bool) -> None:
+    """The findings about the input itself: its kind, NaN/+inf, float16."""
+    if not inline:
+        report_kind(ctx, report, pytorch_axis)
+        check_nonfinite(ctx, report.facts)
+    check_float16(ctx, report.facts)
