@@ -390,6 +390,7 @@ def loss_checks(
             class_dim=result.class_dim,
             ignore_index=spec.ignore_index,
             topk=extras.k,
+            facts=result.facts,
         )
     return checks, kept
 
