@@ -26,9 +26,9 @@ from lossctl.core.facts import (
 
 def same(a: InputFacts, b: InputFacts) -> bool:
     """Field by field, NaN equal to NaN (the -inf row list: where both track it)."""
-    if a.neginf_index is not None and b.neginf_index is not None:
-        if not np.array_equal(a.neginf_index, b.neginf_index):
-            return False
+    tracked = a.neginf_index is not None and b.neginf_index is not None
+    if tracked and not np.array_equal(a.neginf_index, b.neginf_index):
+        return False
     for f in dataclasses.fields(InputFacts):
         if not f.compare:
             continue
