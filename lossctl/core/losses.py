@@ -429,17 +429,15 @@ def loss_result(
     target: npt.ArrayLike,
     *,
     on_rows: OnRows | None = None,
-    facts: FactsMode = "none",
     **options: Unpack[LossKeywords],
 ) -> LossResult:
     """:func:`compute` with the options as keywords (``weight``, ``ignore_index``,
     ``reduction``, ``label_smoothing``, ``class_dim``, ``precision``: see
     :class:`~lossctl.core.spec.LossSpec`); warns when the class axis is ambiguous.
 
-    ``facts``: as :func:`compute`. Raises :class:`InputError` for what PyTorch (or lossctl)
-    refuses.
+    Raises :class:`InputError` for what PyTorch (or lossctl) refuses.
     """
-    result = compute(spec_of(op, options), input, target, on_rows=on_rows, facts=facts)
+    result = compute(spec_of(op, options), input, target, on_rows=on_rows)
     if result.axis_candidates:
         warnings.warn(
             ambiguous_axis_text(

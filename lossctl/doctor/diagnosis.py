@@ -22,10 +22,11 @@ from lossctl.core.losses import (
     AmbiguousClassAxisWarning,
     LossOp,
     LossResult,
+    compute,
     infer_class_dim,
-    loss_result,
     normalize_axis,
 )
+from lossctl.core.spec import spec_of
 from lossctl.doctor.context import Context
 from lossctl.doctor.findings import Finding
 from lossctl.doctor.float16 import check_float16, check_float16_loss
@@ -133,19 +134,17 @@ def diagnose(
         return ctx.findings
     on_targets = dataclasses.replace(ctx, findings=[])  # reported after the input's findings
     clean = y if ctx.soft else check_targets(on_targets, y)
-    if result is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", AmbiguousClassAxisWarning)
-            result = loss_result(
-                op,
-                x,
-                clean,
-                facts="logsumexp" if detailed else "plain",  # the loss's pass collects them
-                weight=w,
-                ignore_index=ignore_index,
-                label_smoothing=label_smoothing,
-                class_dim=axis,
-            )
+    if result is None:  # the loss's pass collects the facts
+        spec = spec_of(
+            op,
+            {
+                "weight": w,
+                "ignore_index": ignore_index,
+                "label_smoothing": label_smoothing,
+                "class_dim": axis,
+            },
+        )
+        result = compute(spec, x, clean, facts="logsumexp" if detailed else "plain")
     usable = result.facts is not None and result.class_dim == axis
     if not usable or (detailed and result.facts is not None and not _has_lse(result.facts)):
         report = input_kind(x, axis, detailed=detailed)  # a result computed without the facts

@@ -22,7 +22,8 @@ from lossctl.core import facts as facts_module
 from lossctl.core import threads
 from lossctl.core.facts import FactsMode, facts_of_block
 from lossctl.core.kernels import RowSource
-from lossctl.core.losses import loss_result
+from lossctl.core.losses import LossResult, compute, loss_result
+from lossctl.core.spec import spec_of
 from lossctl.doctor import diagnose
 from lossctl.render.messages import finding_json
 from tests.helpers import run_in_process
@@ -49,6 +50,11 @@ LOSSES = {
     "ce smoothing": ("cross_entropy", 0.1),
     "nll": ("nll_loss", 0.0),
 }
+
+
+def passed(op: Any, x: np.ndarray, y: np.ndarray, facts: FactsMode, eps: float = 0.0) -> LossResult:
+    """The loss of ``x`` against ``y``, its pass collecting the facts as ``facts`` says."""
+    return compute(spec_of(op, {"label_smoothing": eps}), x, y, facts=facts)
 
 
 def _labels(seed: int) -> np.ndarray:
@@ -80,7 +86,7 @@ def test_the_loss_pass_collects_the_facts_of_the_whole(
     x = INPUTS[name]()
     op, eps = LOSSES[loss]
     y = _labels(len(name))
-    result = loss_result(op, x, y, facts=mode, label_smoothing=eps)
+    result = passed(op, x, y, mode, eps)
     assert result.facts is not None
     whole = facts_of_block(x, 0, logsumexp=mode == "logsumexp")  # in memory, at once
     assert same(result.facts, whole), (result.facts, whole)
@@ -95,11 +101,11 @@ def test_the_loss_pass_collects_the_facts_of_the_whole(
 def test_soft_targets_and_other_layouts_carry_facts_too() -> None:
     x = hostile(7, 40, 9)
     q = np.random.default_rng(8).dirichlet(np.ones(9), size=40)
-    soft = loss_result("cross_entropy", x, q, facts="plain")
+    soft = passed("cross_entropy", x, q, "plain")
     assert soft.facts is not None and same(soft.facts, facts_of_block(x, 0))
     cube = hostile(9, 6 * 5, 4).reshape(6, 5, 4).transpose(0, 2, 1)  # (N, C, L): C on axis 1
     y = np.random.default_rng(10).integers(0, 4, (6, 5))
-    result = loss_result("cross_entropy", cube, y, facts="plain")
+    result = passed("cross_entropy", cube, y, "plain")
     rows = np.moveaxis(cube, 1, -1).reshape(-1, 4)
     assert result.facts is not None and same(result.facts, facts_of_block(rows, 0))
 
@@ -107,7 +113,7 @@ def test_soft_targets_and_other_layouts_carry_facts_too() -> None:
 def _findings(
     x: np.ndarray, y: np.ndarray, op: Any, eps: float, facts: FactsMode, inline: bool
 ) -> str:
-    result = loss_result(op, x, y, facts=facts, label_smoothing=eps)
+    result = passed(op, x, y, facts, eps)
     found = diagnose(x, y, op=op, label_smoothing=eps, result=result, inline=inline)
     return json.dumps([finding_json(f) for f in found])  # NaN compares equal as text
 
