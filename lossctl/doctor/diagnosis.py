@@ -16,7 +16,6 @@ import warnings
 import numpy as np
 import numpy.typing as npt
 
-from lossctl.core.facts import InputFacts
 from lossctl.core.losses import (
     DEFAULT_IGNORE_INDEX,
     AmbiguousClassAxisWarning,
@@ -107,7 +106,8 @@ def diagnose(
 
     ``class_dim`` is the user's choice (``None``: inferred from the shapes, as
     :func:`lossctl.core.loss_result` does, and an ambiguity is a finding). ``result`` is
-    the already computed loss of the same arguments, if any (saves a pass). ``inline``
+    the already computed loss of the same arguments, if any (saves a pass; the facts its
+    pass collected, ``result.facts``, save the facts' own). ``inline``
     leaves out what ``ce``/``nll`` report otherwise: the ``input-kind`` info and
     ``nonfinite-input`` (their NaN-loss warning explains that).
 
@@ -145,11 +145,7 @@ def diagnose(
             },
         )
         result = compute(spec, x, clean, facts="logsumexp" if detailed else "plain")
-    usable = result.facts is not None and result.class_dim == axis
-    if not usable or (detailed and result.facts is not None and not _has_lse(result.facts)):
-        report = input_kind(x, axis, detailed=detailed)  # a result computed without the facts
-    else:
-        report = kind_report(result.facts if x.size else None, axis, ctx.classes, detailed=detailed)
+    report = _input_report(x, axis, result, detailed)
     _report_input(ctx, report, pytorch_axis, inline)
     ctx.findings += on_targets.findings
     if len(fitting) > 1:
@@ -162,9 +158,15 @@ def diagnose(
     return ctx.findings
 
 
-def _has_lse(facts: InputFacts) -> bool:
-    """Whether the facts hold the log-sum-exp range a detailed report shows."""
-    return facts.lse_min is not None or facts.usable_rows == 0
+def _input_report(
+    x: npt.NDArray[np.generic], axis: int, result: LossResult, detailed: bool
+) -> KindReport:
+    """The input kind from the facts the result's pass collected; a pass of its own only
+    when that pass collected none (or not the log-sum-exp range a detailed report shows)."""
+    facts = result.facts if result.class_dim == axis else None
+    if facts is None or (detailed and facts.lse_min is None and facts.usable_rows):
+        return input_kind(x, axis, detailed=detailed)
+    return kind_report(facts if x.size else None, axis, int(x.shape[axis]), detailed=detailed)
 
 
 def _report_input(ctx: Context, report: KindReport, pytorch_axis: int | None, inline: bool) -> None:
