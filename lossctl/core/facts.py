@@ -323,6 +323,10 @@ def facts_of_array(
     x: npt.NDArray[Any], axis: int, *, logsumexp: bool = False, block_bytes: int = BLOCK_BYTES
 ) -> InputFacts:
     """The facts of every row of ``x`` along ``axis``, block by block (module doc)."""
+    if x.size == 0:  # no value to read: (10**12, 0) has 10**12 empty rows
+        rows = math.prod(n for i, n in enumerate(x.shape) if i != axis % x.ndim)
+        none = np.zeros(0, dtype=np.intp)
+        return InputFacts(classes=int(x.shape[axis]), rows=rows, neginf_index=none)
     collector = FactsCollector(int(x.shape[axis]), logsumexp=logsumexp)
     for start, rows in row_blocks(x, axis, block_bytes):
         collector.add(start, rows)
