@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from lossctl.errors import LossctlError, ReadError
-from lossctl.io import readers
 from lossctl.io.readers import Loaded, parse_number_list, read_array
 
 INPUTS = Path(__file__).resolve().parents[1] / "inputs"
@@ -627,7 +626,7 @@ def test_npz_zip_bomb_by_ratio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     spec = write(tmp_path / "zeros.npz", npz_bytes(z=np.zeros(1 << 19)))
     assert os.path.getsize(spec) < 100_000
     assert read_array(spec).array.shape == (1 << 19,)  # fine under the default 1 GiB limit
-    monkeypatch.setattr(readers, "_NPZ_MAX_BYTES", 1 << 20)
+    monkeypatch.setattr("lossctl.io.npz.NPZ_MAX_BYTES", 1 << 20)  # read when an NPZ is read
     read_error(spec, "member 'z'", str(8 * (1 << 19) + 128), "zip bomb")
 
 
@@ -806,7 +805,7 @@ def test_unexpected_exceptions_become_read_errors(monkeypatch: pytest.MonkeyPatc
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("surprise")
 
-    monkeypatch.setattr(readers, "_read_csv", boom)
+    monkeypatch.setattr("lossctl.io.csv_format.read_csv", boom)  # imported when CSV is read
     error = read_error(shipped("semicolon.csv"), "RuntimeError: surprise")
     assert isinstance(error, LossctlError)
 
@@ -815,7 +814,7 @@ def test_keyboard_interrupt_is_not_swallowed(monkeypatch: pytest.MonkeyPatch) ->
     def interrupt(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(readers, "_read_csv", interrupt)
+    monkeypatch.setattr("lossctl.io.csv_format.read_csv", interrupt)
     with pytest.raises(KeyboardInterrupt):
         read_array(shipped("semicolon.csv"))
 
