@@ -6,13 +6,18 @@ Runs, alternately and ``--repeat`` times each:
 - ``lossctl ce examples/seed/logits.json examples/seed/labels.json``;
 - ``lossctl --version`` and ``lossctl --help`` (these must not import NumPy).
 
-and prints each command's median wall time and its ratio to the baseline's median.
+and prints each command's median wall time and median CPU time (user + system, from
+``RUSAGE_CHILDREN``: less sensitive than wall time to other processes on a shared machine)
+with their ratios to the baseline's medians. ``--other DIR`` adds ``lossctl ce`` run from
+another checkout (``PYTHONPATH=DIR``), e.g. the main branch, in the same alternation.
 Nothing is asserted: machines are noisy; the ratio is the figure to read.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -34,27 +39,54 @@ COMMANDS: dict[str, list[str]] = {
 }
 
 
-def time_once(command: list[str]) -> float:
+# byte-compiled modules, as an installed lossctl has them: with PYTHONDONTWRITEBYTECODE
+# set, every run would compile lossctl's sources again (about 0.1 s; numpy, typer and rich
+# are compiled at install time, so the baseline would not pay it)
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def time_once(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
-    return time.perf_counter() - start
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return wall, cpu
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--other", help="another checkout whose `lossctl ce` to time too")
     args = parser.parse_args()
-    for command in COMMANDS.values():  # warm the file cache
-        time_once(command)
-    samples: dict[str, list[float]] = {name: [] for name in COMMANDS}
+    commands = {name: (command, ENV) for name, command in COMMANDS.items()}
+    if args.other:
+        other = {**ENV, "PYTHONPATH": str(Path(args.other).resolve())}
+        commands[f"lossctl ce (seed) from {args.other}"] = (
+            COMMANDS["lossctl ce (seed example)"],
+            other,
+        )
+    for command, env in commands.values():  # warm the file cache, write the bytecode
+        time_once(command, env)
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
     for _ in range(args.repeat):
-        for name, command in COMMANDS.items():
-            samples[name].append(time_once(command))
-    baseline = statistics.median(next(iter(samples.values())))
-    print(f"{'command':40} {'median':>9} {'ratio':>7}")
-    for name, times in samples.items():
-        median = statistics.median(times)
-        print(f"{name:40} {median * 1000:7.0f}ms {median / baseline:6.2f}x")
+        for name, (command, env) in commands.items():
+            samples[name].append(time_once(command, env))
+    base = samples[next(iter(samples))]
+    wall0 = statistics.median(w for w, _ in base)
+    cpu0 = statistics.median(c for _, c in base)
+    load = os.getloadavg()
+    print(f"median of {args.repeat}; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+    print(f"{'command':44} {'wall':>8} {'ratio':>6} {'cpu':>8} {'ratio':>6}")
+    for name, runs in samples.items():
+        wall = statistics.median(w for w, _ in runs)
+        cpu = statistics.median(c for _, c in runs)
+        print(
+            f"{name:44} {wall * 1000:6.0f}ms {wall / wall0:5.2f}x "
+            f"{cpu * 1000:6.0f}ms {cpu / cpu0:5.2f}x"
+        )
 
 
 if __name__ == "__main__":

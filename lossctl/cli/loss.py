@@ -82,7 +82,8 @@ def compute_loss(
     progress = Progress(0, "positions", enabled=not request.loss.quiet)
     try:
         spec = request.spec(weight, class_dim)
-        result = compute(spec, values.array, labels.array, on_rows=progress.advance)
+        # the checks' facts come from the loss's own pass (the input is read once)
+        result = compute(spec, values.array, labels.array, on_rows=progress.advance, facts="plain")
     except InputError as error:
         raise error.located(sources) from None
     finally:
@@ -383,6 +384,7 @@ def loss_checks(
             class_dim=result.class_dim,
             ignore_index=spec.ignore_index,
             topk=extras.k,
+            facts=result.facts,
         )
     return checks, kept
 

@@ -23,8 +23,9 @@ value range, the row sums and the log-sum-exp, which describe the *usable* rows.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -33,6 +34,7 @@ import numpy.typing as npt
 from lossctl.core.kernels import BLOCK_BYTES, RowSource
 
 InputKind = Literal["logits", "probabilities", "log-probabilities", "unknown"]
+FactsMode = Literal["none", "plain", "logsumexp"]  # what a loss pass collects on the way
 
 PROB_SUM_TOL = 1e-3
 LOGPROB_MAX = 1e-6
@@ -52,6 +54,13 @@ def _upper(a: float | None, b: float | None) -> float | None:
 
 def _first(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(sorted(a + b)[:FIRST_ROWS])
+
+
+def _joined(
+    a: npt.NDArray[np.intp] | None, b: npt.NDArray[np.intp] | None
+) -> npt.NDArray[np.intp] | None:
+    """Both row lists in order (``None`` when either is untracked)."""
+    return None if a is None or b is None else np.union1d(a, b).astype(np.intp)
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,9 @@ class InputFacts:
     lse_max: float | None = -math.inf
     float16_saturated: int = 0  # values at ±65504
     float16_wide_rows: int = 0  # rows whose finite values span more than 65504
+    # every row holding -inf, in order (``None``: not tracked; then a check that needs them
+    # reads every row again). Filled by :class:`FactsCollector`, not by merging blocks.
+    neginf_index: npt.NDArray[np.intp] | None = field(default=None, compare=False, repr=False)
 
     def merge(self, other: InputFacts) -> InputFacts:
         """The facts of the rows of ``self`` and of ``other`` together."""
@@ -114,6 +126,7 @@ class InputFacts:
             lse_max=_upper(self.lse_max, other.lse_max),
             float16_saturated=self.float16_saturated + other.float16_saturated,
             float16_wide_rows=self.float16_wide_rows + other.float16_wide_rows,
+            neginf_index=_joined(self.neginf_index, other.neginf_index),
         )
 
     @property
@@ -176,16 +189,24 @@ def facts_of_block(
     ``logsumexp`` asks for the log-sum-exp range even where the kind does not need it.
     Extra memory: a few arrays of the block's size.
     """
+    return _block_facts(rows, first_row, logsumexp)[0]
+
+
+def _block_facts(
+    rows: npt.NDArray[Any], first_row: int, logsumexp: bool
+) -> tuple[InputFacts, npt.NDArray[np.bool_] | None]:
+    """:func:`facts_of_block` and, when the block holds -inf, which of its rows do."""
     count, classes = rows.shape
     if count == 0 or classes == 0:
-        return InputFacts(classes=classes, rows=count)
+        return InputFacts(classes=classes, rows=count), None
     maxima = rows.max(axis=1)
     low, high = float(rows.min()), float(maxima.max())
+    neginf_rows = None
     if math.isfinite(low) and math.isfinite(high):
         usable, facts = rows, InputFacts(classes=classes, rows=count, low=low, high=high)
         facts = _with(facts, abs_max=max(-low, high, 0.0))
     else:
-        usable, maxima, facts = _nonfinite_block(rows, first_row)
+        usable, maxima, facts, neginf_rows = _nonfinite_block(rows, first_row)
     if maxima.size:
         facts = _with(facts, row_max_min=float(maxima.min()), row_max_max=float(maxima.max()))
     if not (facts.usable_neginf_rows == 0 and facts.low >= 0.0 and facts.high <= 1.0):
@@ -200,7 +221,7 @@ def facts_of_block(
         facts = _with(facts, lse_min=float(np.min(lse)), lse_max=float(np.max(lse)))
     if rows.dtype == np.float16:
         facts = _with(facts, **_float16_facts(rows))
-    return facts
+    return facts, (neginf_rows if facts.neginf else None)
 
 
 def _with(facts: InputFacts, **changes: Any) -> InputFacts:
@@ -209,11 +230,12 @@ def _with(facts: InputFacts, **changes: Any) -> InputFacts:
 
 def _nonfinite_block(
     rows: npt.NDArray[Any], first_row: int
-) -> tuple[npt.NDArray[Any], npt.NDArray[Any], InputFacts]:
-    """Facts of a block holding NaN or ±inf: its usable rows, their maxima and the counts."""
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any], InputFacts, npt.NDArray[np.bool_]]:
+    """Facts of a block holding NaN or ±inf: its usable rows, their maxima, the counts and
+    which rows hold -inf."""
     nan, posinf, neginf = np.isnan(rows), np.isposinf(rows), np.isneginf(rows)
     bad = nan.any(axis=1) | posinf.any(axis=1)
-    has_neginf = neginf.any(axis=1)
+    has_neginf: npt.NDArray[np.bool_] = np.asarray(neginf.any(axis=1))
     usable = rows[~bad]
     finite_usable = usable[np.isfinite(usable)]
     finite_all = rows[np.isfinite(rows)]
@@ -232,7 +254,7 @@ def _nonfinite_block(
         high=float(np.max(finite_usable)) if finite_usable.size else -math.inf,
         abs_max=float(np.max(np.abs(finite_all))) if finite_all.size else 0.0,
     )
-    return usable, usable.max(axis=1), facts
+    return usable, usable.max(axis=1), facts, has_neginf
 
 
 def _logsumexp(rows: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
@@ -277,11 +299,66 @@ def row_blocks(
         source.release(start, stop)
 
 
+def named_rows(
+    x: npt.NDArray[Any], axis: int, named: npt.NDArray[np.intp], block_bytes: int = BLOCK_BYTES
+) -> Iterator[tuple[npt.NDArray[np.intp], npt.NDArray[Any]]]:
+    """``(indices, rows)`` of only the rows ``named`` (ascending row indices) of ``x`` with
+    ``axis`` last, gathered in blocks of about ``block_bytes``; the pages of a memory-mapped
+    ``x`` under each block are released after it is used."""
+    moved = np.moveaxis(x, axis, -1)
+    classes = int(moved.shape[-1])
+    source = RowSource(moved)
+    step = max(1, block_bytes // max(1, classes * x.dtype.itemsize))
+    for start in range(0, named.shape[0], step):
+        index = named[start : start + step]
+        if source.flat is not None:
+            rows = source.flat[index]
+        else:
+            rows = moved[np.unravel_index(index, moved.shape[:-1])]
+        yield index, rows.reshape(index.shape[0], classes)
+        source.release(int(index[0]), int(index[-1]) + 1)
+
+
 def facts_of_array(
     x: npt.NDArray[Any], axis: int, *, logsumexp: bool = False, block_bytes: int = BLOCK_BYTES
 ) -> InputFacts:
     """The facts of every row of ``x`` along ``axis``, block by block (module doc)."""
-    facts = InputFacts(classes=int(x.shape[axis]))
+    if x.size == 0:  # no value to read: (10**12, 0) has 10**12 empty rows
+        rows = math.prod(n for i, n in enumerate(x.shape) if i != axis % x.ndim)
+        none = np.zeros(0, dtype=np.intp)
+        return InputFacts(classes=int(x.shape[axis]), rows=rows, neginf_index=none)
+    collector = FactsCollector(int(x.shape[axis]), logsumexp=logsumexp)
     for start, rows in row_blocks(x, axis, block_bytes):
-        facts = facts.merge(facts_of_block(rows, start, logsumexp=logsumexp))
-    return facts
+        collector.add(start, rows)
+    return collector.facts()
+
+
+class FactsCollector:
+    """The facts of the blocks one pass reads, in whatever order (and from whatever threads)
+    they come: ``add(first_row, rows)`` per block while it is at hand, :meth:`facts` at the
+    end. Also records which rows hold -inf (one byte per row, only once one does), so a
+    check that needs those rows reads only them again."""
+
+    def __init__(self, classes: int, *, logsumexp: bool = False) -> None:
+        self.logsumexp = logsumexp
+        self._facts = InputFacts(classes=classes)
+        self._neginf: dict[int, npt.NDArray[np.intp]] = {}
+        self._lock = threading.Lock()
+        self.blocks = 0  # blocks seen (the tests count them)
+
+    def add(self, first_row: int, rows: npt.NDArray[Any]) -> None:
+        """Fold the facts of ``rows`` (the rows from ``first_row`` on) into the pass's."""
+        facts, neginf = _block_facts(rows, first_row, self.logsumexp)
+        index = None if neginf is None else np.flatnonzero(neginf) + first_row
+        with self._lock:
+            self._facts = self._facts.merge(facts)
+            self.blocks += 1
+            if index is not None:
+                self._neginf[first_row] = index
+
+    def facts(self) -> InputFacts:
+        """The facts of every block added, with the rows holding -inf in order."""
+        with self._lock:
+            parts = [self._neginf[start] for start in sorted(self._neginf)]
+            index = np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
+            return replace(self._facts, neginf_index=index.astype(np.intp, copy=False))

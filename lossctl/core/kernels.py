@@ -114,6 +114,7 @@ def nll_of_logits(
     workers: int | None = None,
     block_bytes: int = BLOCK_BYTES,
     on_rows: Callable[[int, int], None] | None = None,
+    inspect: Callable[[int, npt.NDArray[np.generic]], None] | None = None,
 ) -> FloatArray:
     """``nll[i] = -log softmax(rows[i])[targets[i]] = log1p(tail_i) + (m_i - x_{i,t_i})``.
 
@@ -122,7 +123,9 @@ def nll_of_logits(
     the leading shape or flattened. Returns a float64 array of the leading shape.
     Nothing of the input's size is allocated: at most one block per worker.
     ``on_rows(k, M)`` is called (from the worker threads) after each block of ``k`` of the
-    ``M`` rows (for a progress bar).
+    ``M`` rows (for a progress bar); ``inspect(first_row, rows)`` sees each block of rows in
+    the input dtype while it is at hand, before its pages are released (the checks' facts,
+    :class:`lossctl.core.facts.FactsCollector`, in the same pass).
     """
     x = np.asarray(rows)
     if x.ndim == 0:
@@ -156,7 +159,10 @@ def nll_of_logits(
         _in_worker.active = True
         try:
             for r0, r1 in todo:
-                _nll_block(source.block(r0, r1), t[r0:r1], buffer[: r1 - r0], out[r0:r1])
+                block = source.block(r0, r1)
+                _nll_block(block, t[r0:r1], buffer[: r1 - r0], out[r0:r1])
+                if inspect is not None:
+                    inspect(r0, block)
                 source.release(r0, r1)
                 if on_rows is not None:
                     on_rows(r1 - r0, count)

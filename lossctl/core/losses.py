@@ -19,28 +19,23 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from lossctl.core.exactsum import ZERO, ExactSum, exact_sum, reduced
-from lossctl.core.kernels import RowSource, nll_of_logits
-from lossctl.core.overflow import (
-    gather_rows,
-    index_coefficients,
-    repair_rows,
-    scaled_total,
-    smoothed_nll,
-)
+from lossctl.core.facts import FactsCollector, FactsMode, InputFacts, facts_of_array
+from lossctl.core.kernels import nll_of_logits
+from lossctl.core.overflow import gather_rows, index_coefficients, repair_rows, scaled_total
+from lossctl.core.rowpass import Inspect, picked_values, smoothed_blocks
 from lossctl.core.rows import (
     RowStats,
     apply_along,
     log_softmax_rows,
     normalize_axis,
     positions_shape,
-    row_blocks,
     row_stats,
     rows_last,
     softmax_rows,
@@ -126,6 +121,7 @@ class LossResult:
     spec: LossSpec
     targets: TargetIndex | None = None
     axis_candidates: tuple[int, ...] = ()
+    facts: InputFacts | None = None  # of the input's rows, when the pass was asked for them
 
 
 def _real_array(x: npt.ArrayLike, what: str) -> npt.NDArray[np.generic]:
@@ -244,6 +240,7 @@ def compute(
     target: npt.ArrayLike,
     *,
     on_rows: OnRows | None = None,
+    facts: FactsMode = "none",
 ) -> LossResult:
     """NLL or cross-entropy of ``input`` against ``target`` as ``spec`` says.
 
@@ -252,7 +249,9 @@ def compute(
     Probability targets: ``l_n = -sum_c w_c·q'[n, c]·logp[n, c]`` with
     ``q' = (1-eps)·q + eps/C``; mean divides by the number of positions.
     For ``nll_loss`` the input is taken as ``logp`` as it is. ``on_rows(k, M)`` reports
-    progress through the blocked kernel (``k`` more of ``M`` positions done).
+    progress through the blocked kernel (``k`` more of ``M`` positions done). ``facts``
+    (``"plain"``, ``"logsumexp"``) fills ``result.facts`` from the blocks the loss reads
+    (:class:`~lossctl.core.facts.FactsCollector`; soft targets: a pass of its own).
     """
     array = _real_array(input, "input")
     labels = np.asarray(target)
@@ -262,8 +261,17 @@ def compute(
     spec = spec.with_class_dim(axis)
     spec.check_weight(array.shape[axis])
     if labels.shape == array.shape:
-        return _probability_loss(spec, array, labels)
-    return _index_loss(spec, array, labels, candidates, on_rows)
+        result = _probability_loss(spec, array, labels)
+        if facts == "none":
+            return result
+        return replace(result, facts=facts_of_array(array, axis, logsumexp=facts == "logsumexp"))
+    collector = (
+        None
+        if facts == "none"
+        else FactsCollector(array.shape[axis], logsumexp=facts == "logsumexp")
+    )
+    result = _index_loss(spec, array, labels, candidates, on_rows, collector)
+    return result if collector is None else replace(result, facts=collector.facts())
 
 
 def _probability_loss(
@@ -317,24 +325,26 @@ def _index_loss(
     labels: npt.NDArray[np.generic],
     candidates: tuple[int, ...],
     on_rows: OnRows | None,
+    collector: FactsCollector | None,
 ) -> LossResult:
-    """NLL or cross-entropy against class indices."""
+    """NLL or cross-entropy against class indices (the facts into ``collector``)."""
     axis = int(spec.class_dim or 0)
     classes = array.shape[axis]
     if classes == 0:
         raise InputError("the input has 0 classes along its class axis; there is nothing to pick")
     targets = target_index(labels, classes, spec.ignore_index, spec.weight)
     eps = spec.label_smoothing
+    inspect = None if collector is None else collector.add
     picked: FloatArray | None = None  # -logp[t], when it does not depend on the weights
     if spec.op == "nll_loss":
-        picked = _picked(array, axis, targets)
+        picked = picked_values(array, axis, targets, inspect)
     elif eps == 0.0:
         moved = np.moveaxis(array, axis, -1)
         picked = nll_of_logits(
-            moved, targets.indices, precision=spec.precision, on_rows=on_rows
+            moved, targets.indices, precision=spec.precision, on_rows=on_rows, inspect=inspect
         ).reshape(-1)
 
-    def losses(e: int) -> FloatArray:
+    def losses(e: int, inspect: Inspect | None = None) -> FloatArray:
         """The per-row losses with the weights in units of 2**e."""
         target_weight = np.ldexp(targets.weight, -e) if e else targets.weight
         weight = None if spec.weight is None else np.ldexp(spec.weight, -e)
@@ -342,7 +352,7 @@ def _index_loss(
             if picked is not None:
                 per_row = target_weight * picked
             else:
-                per_row = _smoothed_blocks(eps, weight, array, axis, targets, target_weight)
+                per_row = smoothed_blocks(eps, weight, array, axis, targets, target_weight, inspect)
         per_row = np.where(targets.counted, per_row, 0.0)
         if spec.op == "cross_entropy":  # nll_loss: one product, rounded once
             repair_rows(
@@ -355,7 +365,7 @@ def _index_loss(
             )
         return per_row
 
-    per_row = losses(0)
+    per_row = losses(0, None if picked is not None else inspect)  # the facts: one pass
     denominator = exact_sum(targets.weight)
     assert denominator is not None, "weights are checked to be finite"
     per_position = per_row.reshape(positions_shape(array.shape, axis))
@@ -370,36 +380,6 @@ def _index_loss(
         candidates,
         exact_total=scaled_total(per_row, spec.weight, losses),
     )
-
-
-def _picked(array: npt.NDArray[np.generic], axis: int, targets: TargetIndex) -> FloatArray:
-    """``-input[n, t_n]`` per position (``nll_loss``): only the picked values are read."""
-    if targets.indices.size == 0:  # take_along_axis would build (10**9, 1, 1) index grids
-        return np.empty(0, dtype=np.float64)
-    index = np.expand_dims(targets.indices.reshape(positions_shape(array.shape, axis)), axis)
-    picked = np.take_along_axis(array, index, axis=axis)
-    return -np.asarray(picked, dtype=np.float64).reshape(-1)
-
-
-def _smoothed_blocks(
-    eps: float,
-    weight: FloatArray | None,
-    array: npt.NDArray[np.generic],
-    axis: int,
-    targets: TargetIndex,
-    target_weight: FloatArray,
-) -> FloatArray:
-    """:func:`~lossctl.core.overflow.smoothed_nll` block by block of rows (float64 blocks,
-    memory-mapped pages released after each): no float64 copy of the input."""
-    source = RowSource(np.moveaxis(array, axis, -1))
-    count, classes = len(targets.indices), array.shape[axis]
-    out = np.empty(count)
-    for block in row_blocks(count, classes):
-        start, stop, _ = block.indices(count)
-        rows = np.asarray(source.block(start, stop), dtype=np.float64)
-        out[block] = smoothed_nll(eps, weight, rows, targets.indices[block], target_weight[block])
-        source.release(start, stop)
-    return out
 
 
 def reduce_result(

@@ -35,12 +35,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lossctl.core.facts import facts_of_array, kind_of
+from lossctl.core.facts import InputFacts, facts_of_array, kind_of
+from lossctl.core.kernels import RowSource
 from lossctl.core.rows import normalize_axis, rows_last
 from lossctl.core.spec import DEFAULT_IGNORE_INDEX, FloatArray, LossOp
 from lossctl.errors import InputError
 
-CHUNK_ELEMENTS = 1 << 22
+CHUNK_ELEMENTS = 1 << 20  # values per block (8 MiB as float64; a few such buffers)
 PER_CLASS_JSON_LIMIT = 1000
 DEFAULT_TOPK = 5
 
@@ -99,8 +100,10 @@ class Metrics:
         }
 
 
-def _looks_like_log_probabilities(x: npt.NDArray[Any], axis: int) -> bool:
-    return x.size > 0 and kind_of(facts_of_array(x, axis)) == "log-probabilities"
+def _looks_like_log_probabilities(x: npt.NDArray[Any], axis: int, facts: InputFacts | None) -> bool:
+    if x.size == 0:
+        return False
+    return kind_of(facts_of_array(x, axis) if facts is None else facts) == "log-probabilities"
 
 
 def _mean(values: FloatArray) -> float:
@@ -117,10 +120,14 @@ def compute_metrics(
     class_dim: int,
     ignore_index: int = DEFAULT_IGNORE_INDEX,
     topk: int = DEFAULT_TOPK,
+    facts: InputFacts | None = None,
 ) -> Metrics:
     """Metrics of ``input`` against ``target`` with the classes on axis ``class_dim``.
 
     The arguments are assumed valid (as :func:`lossctl.core.loss_result` checks them).
+    ``facts`` (of the input along ``class_dim``, e.g. a loss result's) spare ``nll`` a pass
+    to tell log-probabilities. The rows are read in blocks, the pages of a memory-mapped
+    input released after each.
     """
     if topk < 1:
         raise InputError(f"--topk must be at least 1, got {topk}")
@@ -140,7 +147,8 @@ def compute_metrics(
         counted = flat != ignore_index
         target_class = np.where(counted, flat, 0).astype(np.intp)
 
-    distribution = op == "cross_entropy" or _looks_like_log_probabilities(x, axis)
+    distribution = op == "cross_entropy" or _looks_like_log_probabilities(x, axis, facts)
+    source = RowSource(rows)
     nll = np.zeros(positions)
     entropy = np.zeros(positions)
     rank = np.zeros(positions, dtype=np.intp)
@@ -148,8 +156,9 @@ def compute_metrics(
     for start in range(0, positions if classes else 0, step):
         stop = min(start + step, positions)
         t = target_class[start:stop]
-        rank[start:stop] = _ranks(rows[start:stop], t)
-        block = np.array(rows[start:stop], dtype=np.float64)
+        original = source.block(start, stop)
+        rank[start:stop] = _ranks(original, t)
+        block = np.array(original, dtype=np.float64)
         q = None if q_rows is None else np.asarray(q_rows[start:stop], dtype=np.float64)
         if op == "cross_entropy":
             nll[start:stop], entropy[start:stop] = _softmax_stats(block, t, q)
@@ -159,6 +168,7 @@ def compute_metrics(
                 if distribution:
                     p = np.exp(block)
                     entropy[start:stop] = -_sum_p_times(p, block)
+        source.release(start, stop)
 
     kept_nll = nll[counted]
     kept_rank = rank[counted]

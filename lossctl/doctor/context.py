@@ -72,9 +72,10 @@ def positions(flat: npt.NDArray[np.intp], shape: tuple[int, ...]) -> list[list[i
     return np.stack(np.unravel_index(flat, shape), axis=1).tolist()  # type: ignore[no-any-return]
 
 
-def flagged(mask: npt.NDArray[np.bool_], shape: tuple[int, ...]) -> tuple[int, list[list[int]]]:
-    """How many positions ``mask`` flags, and the first few of them as index lists."""
-    return int(np.count_nonzero(mask)), positions(np.flatnonzero(mask)[:EVIDENCE_POSITIONS], shape)
+def flagged(rows: npt.NDArray[np.intp], shape: tuple[int, ...]) -> tuple[int, list[list[int]]]:
+    """How many positions the flat indices ``rows`` (in order) name, and the first few of
+    them as index lists."""
+    return int(rows.size), positions(rows[:EVIDENCE_POSITIONS], shape)
 
 
 def position_shape(x: npt.NDArray[Any], axis: int) -> tuple[int, ...]:

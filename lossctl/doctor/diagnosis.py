@@ -1,13 +1,16 @@
 """``diagnose``: every check in order, on one set of facts about the input.
 
 Thresholds are chosen so that well-formed input raises nothing (see tests/test_doctor.py);
-the input kind's are in :mod:`lossctl.core.facts`. The input is read block by block: one
-pass for its facts (:func:`lossctl.doctor.kind.input_kind`), the loss (unless given), and a
-second pass only where a finding needs one (-inf in the input, probabilities' log).
+the input kind's are in :mod:`lossctl.core.facts`. The input is read block by block, once:
+the pass that computes the loss collects the facts on the way (``result.facts``; with a
+result computed without them, a pass of their own), the findings are decided from them
+afterwards, and a second pass runs only where a finding needs one (the rows holding -inf,
+probabilities' log, the loss that would have been right).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -18,14 +21,22 @@ from lossctl.core.losses import (
     AmbiguousClassAxisWarning,
     LossOp,
     LossResult,
+    compute,
     infer_class_dim,
-    loss_result,
     normalize_axis,
 )
+from lossctl.core.spec import spec_of
 from lossctl.doctor.context import Context
 from lossctl.doctor.findings import Finding
 from lossctl.doctor.float16 import check_float16, check_float16_loss
-from lossctl.doctor.kind import axis_without_labels, check_kind_for_op, input_kind, report_kind
+from lossctl.doctor.kind import (
+    KindReport,
+    axis_without_labels,
+    check_kind_for_op,
+    input_kind,
+    kind_report,
+    report_kind,
+)
 from lossctl.doctor.nonfinite import check_neg_inf, check_nonfinite
 from lossctl.doctor.targets import check_ambiguous, check_soft_targets, check_targets
 from lossctl.errors import InputError
@@ -95,7 +106,8 @@ def diagnose(
 
     ``class_dim`` is the user's choice (``None``: inferred from the shapes, as
     :func:`lossctl.core.loss_result` does, and an ambiguity is a finding). ``result`` is
-    the already computed loss of the same arguments, if any (saves a pass). ``inline``
+    the already computed loss of the same arguments, if any (saves a pass; the facts its
+    pass collected, ``result.facts``, save the facts' own). ``inline``
     leaves out what ``ce``/``nll`` report otherwise: the ``input-kind`` info and
     ``nonfinite-input`` (their NaN-loss warning explains that).
 
@@ -116,26 +128,26 @@ def diagnose(
         label_smoothing=label_smoothing,
         soft=y is not None and y.shape == x.shape,
     )
-    report = input_kind(x, axis, detailed=not inline)
-    if not inline:
-        report_kind(ctx, report, pytorch_axis)
-        check_nonfinite(ctx, report.facts)
-    check_float16(ctx, report.facts)
+    detailed = not inline
     if y is None:
+        _report_input(ctx, input_kind(x, axis, detailed=detailed), pytorch_axis, inline)
         return ctx.findings
-    clean = y if ctx.soft else check_targets(ctx, y)
-    if result is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", AmbiguousClassAxisWarning)
-            result = loss_result(
-                op,
-                x,
-                clean,
-                weight=w,
-                ignore_index=ignore_index,
-                label_smoothing=label_smoothing,
-                class_dim=axis,
-            )
+    on_targets = dataclasses.replace(ctx, findings=[])  # reported after the input's findings
+    clean = y if ctx.soft else check_targets(on_targets, y)
+    if result is None:  # the loss's pass collects the facts
+        spec = spec_of(
+            op,
+            {
+                "weight": w,
+                "ignore_index": ignore_index,
+                "label_smoothing": label_smoothing,
+                "class_dim": axis,
+            },
+        )
+        result = compute(spec, x, clean, facts="logsumexp" if detailed else "plain")
+    report = _input_report(x, axis, result, detailed)
+    _report_input(ctx, report, pytorch_axis, inline)
+    ctx.findings += on_targets.findings
     if len(fitting) > 1:
         check_ambiguous(ctx, fitting, y, result)
     check_kind_for_op(ctx, report, clean, result)
@@ -144,3 +156,22 @@ def diagnose(
     check_neg_inf(ctx, clean, report.facts)
     check_float16_loss(ctx, result)
     return ctx.findings
+
+
+def _input_report(
+    x: npt.NDArray[np.generic], axis: int, result: LossResult, detailed: bool
+) -> KindReport:
+    """The input kind from the facts the result's pass collected; a pass of its own only
+    when that pass collected none (or not the log-sum-exp range a detailed report shows)."""
+    facts = result.facts if result.class_dim == axis else None
+    if facts is None or (detailed and facts.lse_min is None and facts.usable_rows):
+        return input_kind(x, axis, detailed=detailed)
+    return kind_report(facts if x.size else None, axis, int(x.shape[axis]), detailed=detailed)
+
+
+def _report_input(ctx: Context, report: KindReport, pytorch_axis: int | None, inline: bool) -> None:
+    """The findings about the input itself: its kind, NaN/+inf, float16."""
+    if not inline:
+        report_kind(ctx, report, pytorch_axis)
+        check_nonfinite(ctx, report.facts)
+    check_float16(ctx, report.facts)

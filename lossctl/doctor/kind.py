@@ -40,10 +40,20 @@ def input_kind(values: npt.NDArray[Any], axis: int, *, detailed: bool = True) ->
     not need). One blocked pass over the input.
     """
     x = np.asarray(values)
-    evidence: dict[str, JsonValue] = {"class_dim": axis, "classes": int(x.shape[axis])}
     if x.size == 0:
-        return KindReport("unknown", {**evidence, "positions": 0})
+        return kind_report(None, axis, int(x.shape[axis]), detailed=detailed)
     facts = facts_of_array(x, axis, logsumexp=detailed)
+    return kind_report(facts, axis, int(x.shape[axis]), detailed=detailed)
+
+
+def kind_report(
+    facts: InputFacts | None, axis: int, classes: int, *, detailed: bool = True
+) -> KindReport:
+    """The input kind decided from facts already collected (``None``: an empty input), with
+    the evidence; no pass over the input."""
+    evidence: dict[str, JsonValue] = {"class_dim": axis, "classes": classes}
+    if facts is None:
+        return KindReport("unknown", {**evidence, "positions": 0})
     evidence["positions"] = facts.rows
     if facts.nonfinite:
         evidence["evaluated_positions"] = facts.usable_rows

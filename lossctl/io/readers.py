@@ -37,27 +37,26 @@ from __future__ import annotations
 
 import io
 import os
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 
 from lossctl.errors import ReadError
-from lossctl.io import safetensors, torch_pt
 from lossctl.io.blocks import TextBlocks
-from lossctl.io.csv_format import Header
-from lossctl.io.csv_format import read_csv as _read_csv
-from lossctl.io.foreign import foreign_format
-from lossctl.io.json_format import parse_json, read_json
-from lossctl.io.npy import read_npy
-from lossctl.io.npz import read_npz
 from lossctl.io.numbers import parse_number_list
 from lossctl.io.sniff import EXTENSIONS, missing_magic, sniff_magic
 from lossctl.io.sources import STDIN_NAME, open_input, read_stdin, resolve_spec
 from lossctl.io.text import EMPTY, decode_text, oneline
+
+if TYPE_CHECKING:
+    from lossctl.io.csv_format import Header
+    from lossctl.io.safetensors import Bfloat16Array
+
+# The format modules (and csv, zipfile, pickle, mmap under them) are imported when a
+# source turns out to need them: start-up pays only for the formats it reads.
 
 __all__ = [
     "INLINE_NAME",
@@ -109,6 +108,8 @@ def read_array(
         if _is_inline(spec):
             source = INLINE_NAME
             note = " (not an existing file, so read as inline JSON)"
+            from lossctl.io.json_format import read_json
+
             array, meta = read_json(spec.encode("utf-8"), source, key, note, True)
             return Loaded(array, source, "json", meta)
         path, source, key = resolve_spec(spec, key)
@@ -135,6 +136,8 @@ def read_document(spec: str, *, stdin: BinaryIO | None = None) -> tuple[dict[str
     text = decode_text(data, source, "JSON")
     if not text.strip():
         raise ReadError(source, EMPTY)
+    from lossctl.io.json_format import parse_json
+
     document = parse_json(text, source, "", is_json_ext=True)
     if not isinstance(document, dict):
         raise ReadError(source, "expected a JSON object, such as the --json output of lossctl ce")
@@ -174,14 +177,22 @@ def _read(
         content = _content(head, size, ext, source, lambda: handle.read(4096))
         if content == "npy":
             handle.seek(0)
+            from lossctl.io.npy import read_npy
+
             return Loaded(read_npy(handle, size, source, key), source, "npy", {})
         if content == "npz":
             if _is_torch_archive(handle):
+                from lossctl.io import torch_pt
+
                 return Loaded(torch_pt.read_pt_file(handle, source, key), source, "pt")
             handle.seek(0)
+            from lossctl.io.npz import read_npz
+
             array = read_npz(handle, source, key)
             return Loaded(array, source, "npz", {})
         if content == "safetensors":
+            from lossctl.io import safetensors
+
             tensor = safetensors.read_safetensors_file(handle, source, key)
             return Loaded(_as_array(tensor), source, "safetensors")
         _refuse_foreign(head, ext, source)
@@ -196,7 +207,7 @@ def _content(head: bytes, size: int, ext: str, source: str, more: Callable[[], b
         raise ReadError(source, missing_magic(ext, head + more()))
     if content is not None:
         return content
-    if safetensors.looks_like_safetensors(head, size) or ext == ".safetensors":
+    if ext == ".safetensors" or _looks_like_safetensors(head, size):
         return "safetensors"
     return ""
 
@@ -204,8 +215,22 @@ def _content(head: bytes, size: int, ext: str, source: str, more: Callable[[], b
 HEAD_BYTES = 16  # enough for every magic number and a safetensors header length
 
 
+def _looks_like_safetensors(head: bytes, size: int) -> bool:
+    """:func:`lossctl.io.safetensors.looks_like_safetensors`, imported only for bytes that
+    could be one (after the 8-byte length, a header starts with ``{``)."""
+    if head[8:9] != b"{":
+        return False
+    from lossctl.io import safetensors
+
+    return safetensors.looks_like_safetensors(head, size)
+
+
 def _is_torch_archive(handle: IO[bytes]) -> bool:
     """Whether a zip archive has ``torch.save``'s layout (``ARCHIVE/data.pkl``)."""
+    import zipfile
+
+    from lossctl.io import torch_pt
+
     try:
         handle.seek(0)
         with zipfile.ZipFile(handle) as archive:
@@ -216,14 +241,19 @@ def _is_torch_archive(handle: IO[bytes]) -> bool:
 
 def _refuse_foreign(head: bytes, ext: str, source: str) -> None:
     """PyTorch's legacy format and the formats lossctl names but does not read."""
-    if torch_pt.looks_like_legacy_torch(head):
-        torch_pt.read_pt_bytes(head, source, None)  # raises with the re-save hint
+    from lossctl.io.foreign import foreign_format
+
+    if head[:1] == b"\x80":  # a pickle's first byte: could be torch.save's legacy format
+        from lossctl.io import torch_pt
+
+        if torch_pt.looks_like_legacy_torch(head):
+            torch_pt.read_pt_bytes(head, source, None)  # raises with the re-save hint
     problem = foreign_format(head, ext)
     if problem is not None:
         raise ReadError(source, problem)
 
 
-def _as_array(tensor: Array | safetensors.Bfloat16Array) -> Array:
+def _as_array(tensor: Array | Bfloat16Array) -> Array:
     """bfloat16 tensors become float32 exactly (the top half of a float32)."""
     return tensor if isinstance(tensor, np.ndarray) else tensor.to_float32()
 
@@ -233,13 +263,21 @@ def _from_bytes(data: bytes, source: str, key: str | None, ext: str, header: Hea
     head = data[:HEAD_BYTES]
     content = _content(head, len(data), ext, source, lambda: data[HEAD_BYTES : HEAD_BYTES + 4096])
     if content == "npy":
+        from lossctl.io.npy import read_npy
+
         array = read_npy(io.BytesIO(data), len(data), source, key, data=data)
         return Loaded(array, source, "npy")
     if content == "npz":
         if _is_torch_archive(io.BytesIO(data)):
+            from lossctl.io import torch_pt
+
             return Loaded(torch_pt.read_pt_bytes(data, source, key), source, "pt")
+        from lossctl.io.npz import read_npz
+
         return Loaded(read_npz(io.BytesIO(data), source, key), source, "npz")
     if content == "safetensors":
+        from lossctl.io import safetensors
+
         tensor = safetensors.read_safetensors_bytes(data, source, key)
         return Loaded(_as_array(tensor), source, "safetensors")
     _refuse_foreign(head, ext, source)
@@ -263,7 +301,9 @@ def _from_text(text: TextBlocks, source: str, key: str | None, ext: str, header:
             source, f"a key ({key!r}) was given, but CSV text holds a single table; drop the key"
         )
     delimiter = "\t" if ext_format == "tsv" else None
-    array, notes, candidate = _read_csv(text.blocks("CSV"), source, delimiter, header)
+    from lossctl.io.csv_format import read_csv
+
+    array, notes, candidate = read_csv(text.blocks("CSV"), source, delimiter, header)
     found: dict[str, object] = {} if candidate is None else {"header_candidate": candidate}
     return Loaded(array, source, "csv", found, notes)
 
@@ -280,5 +320,7 @@ def _json(text: TextBlocks, source: str, key: str | None, note: str, is_json_ext
             pass
         else:
             return Loaded(array, source, "json", {})
+    from lossctl.io.json_format import read_json
+
     array, meta = read_json(text.whole(), source, key, note, is_json_ext)
     return Loaded(array, source, "json", meta)

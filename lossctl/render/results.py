@@ -9,6 +9,7 @@ import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -20,9 +21,11 @@ from rich.table import Table
 from rich.text import Text
 
 from lossctl.core.losses import LossResult
-from lossctl.core.merge import Merged
 from lossctl.render.blocks import FirstFit
 from lossctl.render.i18n import t, tr
+
+if TYPE_CHECKING:
+    from lossctl.core.merge import Merged  # only merged results need the module
 
 ELLIPSIS = "…"
 

@@ -25,8 +25,14 @@ from lossctl.core.facts import (
 
 
 def same(a: InputFacts, b: InputFacts) -> bool:
-    """Field by field, NaN equal to NaN."""
-    for x, y in zip(dataclasses.astuple(a), dataclasses.astuple(b), strict=True):
+    """Field by field, NaN equal to NaN (the -inf row list: where both track it)."""
+    tracked = a.neginf_index is not None and b.neginf_index is not None
+    if tracked and not np.array_equal(a.neginf_index, b.neginf_index):
+        return False
+    for f in dataclasses.fields(InputFacts):
+        if not f.compare:
+            continue
+        x, y = getattr(a, f.name), getattr(b, f.name)
         if isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y):
             continue
         if x != y:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from lossctl.errors import LossctlError, ReadError
-from lossctl.io import inflation, npz, readers
+from lossctl.io import inflation, npz
 from lossctl.io.readers import Loaded, parse_number_list, read_array
 
 INPUTS = Path(__file__).resolve().parents[1] / "inputs"
@@ -778,7 +778,7 @@ def test_unexpected_exceptions_become_read_errors(monkeypatch: pytest.MonkeyPatc
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("surprise")
 
-    monkeypatch.setattr(readers, "_read_csv", boom)
+    monkeypatch.setattr("lossctl.io.csv_format.read_csv", boom)  # imported when CSV is read
     error = read_error(shipped("semicolon.csv"), "RuntimeError: surprise")
     assert isinstance(error, LossctlError)
 
@@ -787,7 +787,7 @@ def test_keyboard_interrupt_is_not_swallowed(monkeypatch: pytest.MonkeyPatch) ->
     def interrupt(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(readers, "_read_csv", interrupt)
+    monkeypatch.setattr("lossctl.io.csv_format.read_csv", interrupt)
     with pytest.raises(KeyboardInterrupt):
         read_array(shipped("semicolon.csv"))
 

@@ -1,0 +1,67 @@
+"""Start-up: ``lossctl ce`` on the seed example imports only what it uses (never a timing:
+the set of modules is the figure a test can hold). The format modules load per format,
+the merge machinery only for merged results, and no thread pool starts on a small input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import LABELS, LOGITS, ROOT
+
+PROBE = """
+import json, sys, threading
+from lossctl.cli.process import run_cli
+code = run_cli(sys.argv[1:])
+print(json.dumps({"modules": sorted(sys.modules), "threads": threading.active_count(),
+                  "code": int(code)}))
+"""
+NOT_FOR_JSON = [
+    "csv",
+    "zipfile",
+    "lossctl.io.torch_pt",
+    "lossctl.io.safetensors",
+    "lossctl.io.csv_format",
+    "lossctl.io.npz",
+    "lossctl.io.npy",
+    "lossctl.core.merge",
+    "concurrent.futures",
+]
+
+
+def loaded(*args: str) -> dict[str, object]:
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, cwd=ROOT, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    report: dict[str, object] = json.loads(proc.stdout.decode().splitlines()[-1])
+    return report
+
+
+def test_ce_on_json_imports_no_other_format() -> None:
+    report = loaded("ce", LOGITS, LABELS)
+    assert report["code"] == 0
+    modules = set(report["modules"])  # type: ignore[arg-type]
+    assert "lossctl.io.json_format" in modules and "lossctl.core.kernels" in modules
+    assert not modules & set(NOT_FOR_JSON), sorted(modules & set(NOT_FOR_JSON))
+    assert report["threads"] == 1  # one block of rows: the kernel pool never starts
+
+
+@pytest.mark.parametrize(
+    ("suffix", "module"), [(".npy", "lossctl.io.npy"), (".csv", "lossctl.io.csv_format")]
+)
+def test_each_format_loads_its_own_module(tmp_path: Path, suffix: str, module: str) -> None:
+    x = np.asarray(json.loads(Path(LOGITS).read_text()))
+    path = tmp_path / f"x{suffix}"
+    if suffix == ".npy":
+        np.save(path, x)
+    else:
+        np.savetxt(path, x, delimiter=",")
+    modules = set(loaded("ce", str(path), LABELS)["modules"])  # type: ignore[arg-type]
+    assert module in modules
+    assert "lossctl.io.safetensors" not in modules and "lossctl.io.torch_pt" not in modules
