@@ -79,12 +79,13 @@ def test_wide_trace_elides_columns_instead_of_breaking_numbers(width: int) -> No
     check_golden(f"explain_wide_ce_{width}.txt", text)
 
 
-def test_seed_trace_in_colour() -> None:
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_seed_trace_in_colour(width: int) -> None:
     trace = explain_loss("cross_entropy", LOGITS, LABELS)
-    coloured = render(trace, 80, colour=True)
+    coloured = render(trace, width, colour=True)
     assert "\x1b[" in coloured
-    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == render(trace, 80)
-    check_golden("explain_seed_ce_80_colour.txt", coloured)
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == render(trace, width)
+    check_golden(f"explain_seed_ce_{width}_colour.txt", coloured)
 
 
 def test_seed_trace_teaches_the_articles_points() -> None:

@@ -180,13 +180,14 @@ def test_chinese_at_a_fixed_width(name: str, width: int) -> None:
     check_golden(f"zh_{name}_{width}.txt", chinese)
 
 
-def test_chinese_in_colour_at_80_columns() -> None:
-    """One width for colour (the matrix of widths is above, without it)."""
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_chinese_in_colour_at_a_fixed_width(width: int) -> None:
+    """The colour matrix: the same text as without colour, plus the escapes."""
     args = [*GOLDEN_RUNS["seed_ce_explain"], "--lang", "zh"]
-    coloured, _ = run([*args, "--color", "always"])
+    coloured, _ = run([*args, "--color", "always"], width)
     assert "\x1b[" in coloured
-    assert COLOUR.sub("", coloured) == run(args)[0]
-    check_golden("zh_seed_ce_explain_80_colour.txt", coloured)
+    assert COLOUR.sub("", coloured) == run(args, width)[0]
+    check_golden(f"zh_seed_ce_explain_{width}_colour.txt", coloured)
 
 
 def test_lossctl_lang_environment_variable() -> None:
