@@ -1,4 +1,5 @@
-"""The typer application: the commands of :mod:`lossctl.cli.commands`, registered once.
+"""The typer application: the commands of :mod:`lossctl.cli.commands`, registered once
+(only the one a command line names, when it names one).
 
 NumPy and the numeric modules are imported inside the commands, so ``--help``
 and ``--version`` start fast.
@@ -6,8 +7,8 @@ and ``--version`` start fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
 
 import typer
 
@@ -17,14 +18,6 @@ from lossctl.cli.display import with_display
 from lossctl.cli.options import grouped
 from lossctl.cli.streams import write_stdout
 
-app = typer.Typer(
-    name="lossctl",
-    help="Softmax, log-softmax, NLL and cross-entropy with PyTorch's exact semantics, explained.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
-)
-
 
 def version_callback(value: bool) -> None:
     if value:
@@ -32,7 +25,6 @@ def version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     version: Annotated[
         bool,
@@ -57,5 +49,36 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "doctor": commands.doctor,
     "merge": commands.merge,
 }
-for name, handler in COMMANDS.items():
-    app.command(name)(commands.handles_errors(with_display(grouped(handler))))
+
+
+def build_app(command: str | None = None) -> typer.Typer:
+    """The application; with ``command``, only that command is registered (``lossctl ce …``
+    builds one command's options instead of all eight's: start-up time)."""
+    application = typer.Typer(
+        name="lossctl",
+        help="Softmax, log-softmax, NLL and cross-entropy with PyTorch's exact semantics, "
+        "explained.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode="rich",
+    )
+    application.callback()(root)  # a callback: always a group, even with one command
+    for name, handler in COMMANDS.items():
+        if command in (None, name):
+            application.command(name)(commands.handles_errors(with_display(grouped(handler))))
+    return application
+
+
+def app_for(args: Sequence[str]) -> typer.Typer:
+    """The app that runs ``args``: just the command they name, or every command (for
+    ``--help``, ``--version`` and a misspelt command's suggestions)."""
+    first = args[0] if args else None
+    return build_app(first if first in COMMANDS else None)
+
+
+def __getattr__(name: str) -> Any:
+    """``app``: the application with every command (built on first use)."""
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    application = globals()["app"] = build_app()
+    return application

@@ -83,10 +83,10 @@ def _run(args: list[str]) -> int:
         # "lossctl: warning:" lines (collect_warnings records warnings despite this).
         warnings.simplefilter("ignore")
     try:
-        from lossctl.cli.app import app
+        from lossctl.cli.app import app_for
 
         with warnings_after_result():  # the result first; a dead stderr never costs it
-            result = app(args, standalone_mode=False)
+            result = app_for(args)(args, standalone_mode=False)
             stdout = current().stdout
             if stdout is not None:  # what was printed outside write_stdout (click's --help)
                 try:
