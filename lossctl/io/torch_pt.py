@@ -30,13 +30,7 @@ import numpy.typing as npt
 from lossctl.errors import ReadError
 from lossctl.io.inflation import check_inflation
 
-__all__ = [
-    "MAX_PICKLE_BYTES",
-    "is_torch_zip",
-    "looks_like_legacy_torch",
-    "read_pt",
-    "read_pt_bytes",
-]
+__all__ = ["is_torch_zip", "looks_like_legacy_torch", "read_pt", "read_pt_bytes", "read_pt_file"]
 
 MAX_PICKLE_BYTES = 64 * 1024 * 1024  # data.pkl of real checkpoints is KBs; opcodes amplify ~8x
 MAX_DEPTH = 64  # nesting of containers walked when looking for tensors
