@@ -194,7 +194,7 @@ def _read(
             from lossctl.io import safetensors
 
             tensor = safetensors.read_safetensors_file(handle, source, key)
-            return Loaded(_as_array(tensor), source, "safetensors")
+            return Loaded(_as_array(tensor, source), source, "safetensors")
         _refuse_foreign(head, ext, source)
         return _from_text(TextBlocks(handle, head, source), source, key, ext, header)
 
@@ -253,9 +253,14 @@ def _refuse_foreign(head: bytes, ext: str, source: str) -> None:
         raise ReadError(source, problem)
 
 
-def _as_array(tensor: Array | Bfloat16Array) -> Array:
-    """bfloat16 tensors become float32 exactly (the top half of a float32)."""
-    return tensor if isinstance(tensor, np.ndarray) else tensor.to_float32()
+def _as_array(tensor: Array | Bfloat16Array, source: str) -> Array:
+    """bfloat16 tensors become float32 exactly (the top half of a float32), a large one
+    through a temporary file (:mod:`lossctl.io.widen`: bounded memory)."""
+    if isinstance(tensor, np.ndarray):
+        return tensor
+    from lossctl.io.widen import widen_bfloat16
+
+    return widen_bfloat16(tensor.bits, source)
 
 
 def _from_bytes(data: bytes, source: str, key: str | None, ext: str, header: Header) -> Loaded:
@@ -279,7 +284,7 @@ def _from_bytes(data: bytes, source: str, key: str | None, ext: str, header: Hea
         from lossctl.io import safetensors
 
         tensor = safetensors.read_safetensors_bytes(data, source, key)
-        return Loaded(_as_array(tensor), source, "safetensors")
+        return Loaded(_as_array(tensor, source), source, "safetensors")
     _refuse_foreign(head, ext, source)
     return _from_text(TextBlocks(io.BytesIO(data), b"", source), source, key, ext, header)
 

@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from lossctl.errors import ReadError
 from lossctl.io.inflation import check_inflation
+from lossctl.io.widen import widen_bfloat16
 
 __all__ = ["is_torch_zip", "looks_like_legacy_torch", "read_pt", "read_pt_bytes", "read_pt_file"]
 
@@ -438,7 +439,7 @@ def _materialize(
             writeable=False,
         )
     if code == "bf16":
-        return (np.ascontiguousarray(out).astype(np.uint32) << 16).view(np.float32)
+        return widen_bfloat16(out)
     if code == "b1":
         flags: Array = np.ascontiguousarray(out) != 0
         return flags
