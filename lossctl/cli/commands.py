@@ -124,9 +124,10 @@ def kl(
 
     Example: lossctl kl examples/kl/reference.json examples/kl/other.json examples/kl/labels.json
 
-    Mean ± standard error, extremes and percentiles of the KL, same top-1, top-5 overlap;
-    with LABELS also both perplexities, their ratio and the change in the target token's
-    probability. Streams .npy files block by block; shards merge exactly (lossctl merge).
+    Mean ± standard error, extremes and percentiles of the KL, same top-1,
+    top-5 overlap; with LABELS also both perplexities, their ratio and the
+    change in the target token's probability. Streams .npy files block by
+    block; shards merge exactly (lossctl merge).
     """
     from lossctl.cli import kl as kl_command
 

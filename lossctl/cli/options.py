@@ -335,8 +335,7 @@ class KLOptions:
         option(
             LOSS,
             "--log-probs",
-            help="The inputs are log-probabilities: KL = Σ exp(x)(x - y) as given (rows whose "
-            "logsumexp is not 0 are reported).",
+            help="The inputs are log-probabilities: KL = Σ exp(x)(x - y) as given.",
         ),
     ] = False
     precision: Annotated[
