@@ -5,8 +5,9 @@ Imports nothing of lossctl but :mod:`lossctl.errors`.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lossctl.core.lazy import lazy_loader
 
 if TYPE_CHECKING:
     from lossctl.core.kl import KLBroadcastWarning, KLReductionMeanWarning, kl_div, kl_logits
@@ -41,13 +42,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'lossctl.core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"lossctl.core.{home}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_loader(__name__, _HOMES, globals())
 
 
 def __dir__() -> list[str]:

@@ -18,11 +18,34 @@ Modules: :mod:`~lossctl.trace.model` (the trace as frozen dataclasses),
 
 from __future__ import annotations
 
-from lossctl.trace.elementwise import explain_elementwise
-from lossctl.trace.gradient import gradient_step, with_gradient
-from lossctl.trace.layout import kept_indices, make_layout
-from lossctl.trace.loss import explain_loss
-from lossctl.trace.model import Edges, Step, Trace
+from typing import TYPE_CHECKING
+
+from lossctl.core.lazy import lazy_loader
+
+if TYPE_CHECKING:
+    from lossctl.trace.elementwise import explain_elementwise
+    from lossctl.trace.gradient import gradient_step, with_gradient
+    from lossctl.trace.layout import kept_indices, make_layout
+    from lossctl.trace.loss import explain_loss
+    from lossctl.trace.model import Edges, Step, Trace
+
+# Loaded on first use (PEP 562): the catalogues import trace.phrases, which must not pull in
+# every builder (and NumPy) when ``lossctl --help`` or a plain result only needs the words.
+_HOMES = {
+    "explain_elementwise": "elementwise",
+    "gradient_step": "gradient",
+    "with_gradient": "gradient",
+    "kept_indices": "layout",
+    "make_layout": "layout",
+    "explain_loss": "loss",
+    "Edges": "model",
+    "Step": "model",
+    "Trace": "model",
+}
+
+
+__getattr__ = lazy_loader(__name__, _HOMES, globals())
+
 
 __all__ = [
     "Edges",
