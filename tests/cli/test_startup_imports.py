@@ -31,6 +31,8 @@ NOT_FOR_JSON = [
     "lossctl.io.npy",
     "lossctl.core.merge",
     "concurrent.futures",
+    "lossctl.trace.loss",  # the --explain trace's builders
+    "lossctl.trace.elementwise",
 ]
 
 
@@ -65,3 +67,16 @@ def test_each_format_loads_its_own_module(tmp_path: Path, suffix: str, module: s
     modules = set(loaded("ce", str(path), LABELS)["modules"])  # type: ignore[arg-type]
     assert module in modules
     assert "lossctl.io.safetensors" not in modules and "lossctl.io.torch_pt" not in modules
+
+
+def test_a_command_line_builds_only_the_command_it_names() -> None:
+    from typer.main import get_command
+
+    from lossctl.cli.app import COMMANDS, app_for
+
+    def names(args: list[str]) -> set[str]:
+        return set(get_command(app_for(args)).commands)  # type: ignore[attr-defined]
+
+    assert names(["ce", LOGITS, LABELS]) == {"ce"}
+    assert names(["log-softmax", LOGITS]) == {"log-softmax"}
+    assert names(["--help"]) == names([]) == names(["cee"]) == set(COMMANDS)  # suggestions
