@@ -21,7 +21,9 @@ from lossctl.core.losses import (
     LossResult,
     loss_result,
 )
+from lossctl.core.rowpass import picked_values
 from lossctl.core.spec import LossKeywords
+from lossctl.core.targets import TargetIndex
 from lossctl.trace.context import LossContext, loss_context
 from lossctl.trace.model import ARTICLE, Column, Edges, Remark, Step, Trace
 from lossctl.trace.nll import logprob_check, nll_steps
@@ -106,11 +108,11 @@ def raw_nll_remark(ctx: LossContext) -> tuple[Remark, ...]:
 
 
 def picked_targets(ctx: LossContext) -> FloatArray:
-    """The input at every position's target class (0 at ignored positions): one gather."""
-    moved = np.moveaxis(ctx.values, ctx.result.class_dim, -1)
-    index = ctx.indices.reshape((*moved.shape[:-1], 1))
-    picked = np.take_along_axis(moved, index, axis=-1).reshape(-1).astype(np.float64)
-    return np.where(ctx.counted, picked, 0.0)
+    """The input at every position's target class (0 at ignored positions): read block by
+    block with the file's pages released, as ``nll`` reads them (bounded memory)."""
+    targets = TargetIndex(ctx.indices, ctx.counted, ctx.target_weight)
+    negated = picked_values(ctx.values, ctx.result.class_dim, targets, None)
+    return np.where(ctx.counted, -negated, 0.0)
 
 
 def closing_step(ctx: LossContext, cross_entropy: LossResult | None) -> Step:

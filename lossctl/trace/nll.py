@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
+from lossctl.core.kernels import RowSource
 from lossctl.core.losses import LossResult, loss_result
+from lossctl.core.rows import row_blocks
 from lossctl.trace.model import Column, Step
 from lossctl.trace.phrases import Joined, Phrase, say
 from lossctl.trace.steps import identity_step, input_step, mask_weight_step
@@ -54,12 +58,28 @@ def nll_steps(ctx: LossContext) -> list[Step]:
     ]
 
 
+def _count_above(values: npt.NDArray[Any], class_dim: int, bound: float) -> int:
+    """How many values exceed ``bound``: block by block of rows, the file's pages released
+    after each (a memory-mapped input is never resident whole)."""
+    if not values.size:
+        return 0
+    source = RowSource(np.moveaxis(values, class_dim, -1) if values.ndim else values.reshape(1))
+    count, classes = math.prod(source.lead), int(source.x.shape[-1])
+    above = 0
+    for block in row_blocks(count, classes):
+        start, stop, _ = block.indices(count)
+        rows: npt.NDArray[Any] = source.block(start, stop)
+        above += int(np.count_nonzero(rows > bound))
+        source.release(start, stop)
+    return above
+
+
 def _reasons(ctx: LossContext) -> list[Phrase]:
     """Why the input of ``nll`` is not log-probabilities (empty if it looks like them)."""
     rows, values, layout = ctx.rows, ctx.values, ctx.layout
     reasons: list[Phrase] = []
     with np.errstate(invalid="ignore"):
-        positive = int(np.count_nonzero(values > LOGPROB_TOLERANCE)) if values.size else 0
+        positive = _count_above(values, ctx.result.class_dim, LOGPROB_TOLERANCE)
         lse = rows.lse
         far = np.abs(lse) > LOGPROB_TOLERANCE
         negative = int(np.count_nonzero(ctx.counted & (ctx.losses < 0)))
