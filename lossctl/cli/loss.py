@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lossctl.cli.elementwise import npy_output, refuse_large_json
+from lossctl.cli.elementwise import CORNERS_FROM, npy_output, refuse_large_json
 from lossctl.cli.emit import edges, emit_document, emit_rich, number_format, summary
 from lossctl.cli.inputs import (
     check_files_for_workers,
@@ -202,6 +202,7 @@ def run_one(request: LossRequest, input_spec: str, labels_spec: str) -> None:
     labels = labels_without_pandas_header(values, labels, class_dim)
     output = request.output
     grad_file = request.extras.grad and npy_output(output)  # streamed, not held in memory
+    grad_table = request.extras.grad and grad_corners_only(output, request.extras, values)
     if request.extras.grad:
         refuse_large_json(int(values.array.size), output, "gradient")
     original_shape = tuple(values.array.shape)
@@ -209,8 +210,11 @@ def run_one(request: LossRequest, input_spec: str, labels_spec: str) -> None:
     if request.extras.shift:
         values, labels, class_dim = shifted_inputs(values, labels, class_dim)
     result, sources = compute_loss(request, values, labels, weight, class_dim)
-    extras = dataclasses.replace(request.extras, grad=False) if grad_file else request.extras
+    streamed = grad_file or grad_table
+    extras = dataclasses.replace(request.extras, grad=False) if streamed else request.extras
     checks, messages = loss_checks(values, labels, result, extras, class_dim)
+    if grad_table:
+        checks.grad = grad_corners(result, values, labels, output)
     for message in messages:
         warn(message)
     trace = explained(values, labels, result, checks, output) if output.explain else None
@@ -256,6 +260,21 @@ def run_one(request: LossRequest, input_spec: str, labels_spec: str) -> None:
             )
         emit_loss_extras(checks, result, output)
     finish_strict(request.extras.strict, messages)
+
+
+def grad_corners_only(output: OutputOptions, extras: ExtraOptions, values: Loaded) -> bool:
+    """``--grad`` into a large table: compute only the cells the table shows (streamed)."""
+    table_only = not (output.document_wanted or output.explain or output.full or output.json)
+    return table_only and not extras.shift and int(values.array.size) > CORNERS_FROM
+
+
+def grad_corners(result: LossResult, values: Loaded, labels: Loaded, output: OutputOptions) -> Any:
+    """The shown cells of ``d loss / d input``, from the gradient's blocks (none kept)."""
+    from lossctl.core.grad_stream import grad_blocks
+    from lossctl.render.results import Corners
+
+    blocks = grad_blocks(result, values.array, labels.array)
+    return Corners.from_blocks(tuple(values.array.shape), summary(output), blocks)
 
 
 def write_grad(

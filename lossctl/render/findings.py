@@ -22,7 +22,14 @@ from lossctl.doctor.findings import Finding
 from lossctl.render.blocks import Paragraph, wide
 from lossctl.render.i18n import t, tr
 from lossctl.render.messages import message
-from lossctl.render.results import NumberFormat, Summary, array_grid, facts_table, shape_text
+from lossctl.render.results import (
+    Corners,
+    NumberFormat,
+    Summary,
+    array_grid,
+    facts_table,
+    shape_text,
+)
 
 PER_CLASS_ROWS = 20
 SEVERITY_WIDTH = 8  # terminal cells of the severity column, and the hanging indent
@@ -100,7 +107,7 @@ def findings_view(findings: Sequence[Finding]) -> RenderableType:
 
 
 def grad_view(
-    grad: npt.NDArray[np.float64],
+    grad: npt.NDArray[np.float64] | Corners,
     *,
     class_dim: int,
     reduction: str,

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -116,6 +116,37 @@ class Corners:
         kept_cols = [c for c in cols if c is not None]
         cells = np.asarray(grid[np.ix_(kept_rows, kept_cols)], dtype=np.float64)
         return Corners(tuple(array.shape), rows, cols, cells)
+
+    @staticmethod
+    def from_blocks(
+        shape: tuple[int, ...],
+        summary: Summary,
+        blocks: Iterable[tuple[tuple[slice | int, ...], npt.NDArray[Any]]],
+    ) -> Corners:
+        """The shown cells of an array of ``shape`` that arrives in rectangular blocks
+        (``(index into shape, values)``, as the streamed gradient does): nothing else kept."""
+        rows, cols = Corners.indices(shape, summary)
+        kept_rows = np.array([r for r in rows if r is not None], dtype=np.intp)
+        kept_cols = np.array([c for c in cols if c is not None], dtype=np.intp)
+        at_row, at_col = np.meshgrid(
+            np.arange(kept_rows.size), np.arange(kept_cols.size), indexing="ij"
+        )
+        lead = np.unravel_index(kept_rows, shape[:-1]) if len(shape) >= 2 else ()
+        coords = [axis_index[at_row] for axis_index in lead] + [kept_cols[at_col]]
+        cells = np.full(at_row.shape, np.nan)
+        for index, values in blocks:
+            inside = np.ones(at_row.shape, dtype=np.bool_)
+            local = []
+            for axis, (part, where) in enumerate(zip(index, coords, strict=True)):
+                if isinstance(part, int):  # a fixed index: the axis is not in ``values``
+                    inside &= where == part
+                    continue
+                start, stop, _ = part.indices(shape[axis])
+                inside &= (where >= start) & (where < stop)
+                local.append(where - start)
+            if inside.any():
+                cells[inside] = values[tuple(position[inside] for position in local)]
+        return Corners(shape, rows, cols, cells)
 
 
 def array_grid(
