@@ -68,6 +68,7 @@ import numpy.typing as npt
 
 from lossctl.errors import ReadError
 from lossctl.io.members import select_member
+from lossctl.io.widen import bfloat16_to_float32
 
 __all__ = [
     "MAX_HEADER_BYTES",
@@ -102,15 +103,6 @@ _REFUSED_KIND = {"F8": "an 8-bit float", "F6": "a 6-bit float", "F4": "a 4-bit f
                  "C6": "complex"}  # fmt: skip
 
 # ---------------------------------------------------------------- bfloat16
-
-
-def bfloat16_to_float32(bits: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
-    """Widen bfloat16 bits (any ``uint16`` array) to a new float32 array, exactly."""
-    if bits.dtype.kind != "u" or bits.dtype.itemsize != 2:
-        raise TypeError(f"bfloat16 bits must be a uint16 array, not {bits.dtype}")
-    wide = bits.astype(np.uint32)
-    wide <<= 16
-    return wide.view(np.float32)
 
 
 class Bfloat16Array:

@@ -24,19 +24,26 @@ import numpy.typing as npt
 
 from lossctl.errors import ReadError
 
-__all__ = ["SPILL_BYTES", "widen_bfloat16"]
+__all__ = ["SPILL_BYTES", "bfloat16_to_float32", "widen_bfloat16"]
 
 SPILL_BYTES = 64 << 20  # float32 results larger than this go through a temporary file
 _BLOCK_BYTES = 16 << 20  # float32 bytes widened at a time
 
 
+def bfloat16_to_float32(bits: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+    """Widen bfloat16 bits (any ``uint16`` array) to a new float32 array in memory, exactly."""
+    if bits.dtype.kind != "u" or bits.dtype.itemsize != 2:
+        raise TypeError(f"bfloat16 bits must be a uint16 array, not {bits.dtype}")
+    wide = bits.astype(np.uint32)  # native byte order, C order
+    wide <<= 16
+    return wide.view(np.float32)
+
+
 def widen_bfloat16(bits: npt.NDArray[Any], source: str = "") -> npt.NDArray[np.float32]:
     """The float32 values of bfloat16 ``bits`` (a ``uint16`` array of any layout and byte
     order), in C order; past :data:`SPILL_BYTES` a read-only map of a temporary file."""
-    if bits.dtype.kind != "u" or bits.dtype.itemsize != 2:
-        raise TypeError(f"bfloat16 bits must be a uint16 array, not {bits.dtype}")
     if bits.size * 4 <= SPILL_BYTES or bits.ndim == 0:
-        return _widened(bits)
+        return bfloat16_to_float32(bits)
     try:
         return _spilled(bits)
     except OSError as error:
@@ -47,12 +54,6 @@ def widen_bfloat16(bits: npt.NDArray[Any], source: str = "") -> npt.NDArray[np.f
         ) from None
 
 
-def _widened(bits: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
-    wide = bits.astype(np.uint32)  # native byte order, C order
-    wide <<= 16
-    return wide.view(np.float32)
-
-
 def _spilled(bits: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
     """Widen block by block along the first axis into an unlinked temporary file; map it."""
     rows = bits.shape[0]
@@ -61,7 +62,7 @@ def _spilled(bits: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
     source_map = _mapping_of(bits)
     with tempfile.TemporaryFile() as handle:
         for start in range(0, rows, step):
-            handle.write(_widened(bits[start : start + step]).tobytes())
+            handle.write(bfloat16_to_float32(bits[start : start + step]).tobytes())
             if source_map is not None:  # the bfloat16 pages read so far are not needed again
                 with contextlib.suppress(OSError, ValueError):
                     source_map.madvise(mmap.MADV_DONTNEED)
