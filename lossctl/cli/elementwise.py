@@ -36,6 +36,12 @@ def negative_log() -> str:
     return t(NEGATIVE_LOG)
 
 
+def corners_suffice(output: OutputOptions, size: int) -> bool:
+    """Whether only the cells a summarised table shows need computing: a table alone (no
+    ``--json``, ``--explain`` or ``--full``) of more than ``CORNERS_FROM`` numbers."""
+    return not (output.json or output.explain or output.full) and size > CORNERS_FROM
+
+
 def npy_output(output: OutputOptions) -> bool:
     """Whether ``-o`` names a ``.npy`` file (the array, not the JSON document)."""
     from lossctl.io.atomic import is_npy_path
@@ -90,7 +96,7 @@ def run(
         trace = explain_elementwise(op, array, dim=dim, edges=edges(output))  # type: ignore[arg-type]
     whole = None
     if (output.document_wanted and not npy_output(output)) or (
-        not output.json and trace is None and (output.full or array.size <= CORNERS_FROM)
+        not output.json and trace is None and not corners_suffice(output, int(array.size))
     ):
         whole = _in_memory(op, array, axis, messages)
     elif op == "log" and not npy_output(output) and _any_negative(array):

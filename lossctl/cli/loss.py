@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lossctl.cli.elementwise import CORNERS_FROM, npy_output, refuse_large_json
+from lossctl.cli.elementwise import corners_suffice, npy_output, refuse_large_json
 from lossctl.cli.emit import edges, emit_document, emit_rich, number_format, summary
 from lossctl.cli.inputs import (
     check_files_for_workers,
@@ -264,8 +264,8 @@ def run_one(request: LossRequest, input_spec: str, labels_spec: str) -> None:
 
 def grad_corners_only(output: OutputOptions, extras: ExtraOptions, values: Loaded) -> bool:
     """``--grad`` into a large table: compute only the cells the table shows (streamed)."""
-    table_only = not (output.document_wanted or output.explain or output.full or output.json)
-    return table_only and not extras.shift and int(values.array.size) > CORNERS_FROM
+    size = int(values.array.size)
+    return not (output.document_wanted or extras.shift) and corners_suffice(output, size)
 
 
 def grad_corners(result: LossResult, values: Loaded, labels: Loaded, output: OutputOptions) -> Any:

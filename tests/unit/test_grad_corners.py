@@ -45,7 +45,9 @@ def test_the_grad_table_is_the_same_either_way(
     np.save(tmp_path / "y.npy", rng.integers(0, 12, (40, 30)))
     args = ("ce", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "-d", "2", "--grad", "-q")
     whole = run_in_process(*args, COLUMNS="100")
-    monkeypatch.setattr("lossctl.cli.loss.CORNERS_FROM", 0)  # every table streams its corners
+    monkeypatch.setattr(
+        "lossctl.cli.elementwise.CORNERS_FROM", 0
+    )  # every table streams its corners
     streamed = run_in_process(*args, COLUMNS="100")
     assert whole.code == streamed.code == 0, streamed.err
     assert "gradient d loss / d input" in streamed.out
