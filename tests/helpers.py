@@ -252,3 +252,21 @@ def peak_rss_mib(command: list[str], cwd: Path | str = ROOT) -> tuple[float, Run
     first, _, out = proc.stdout.partition(b"\n")
     code, kib = first.split()
     return int(kib) / 1024, Run(tuple(command), int(code), out, proc.stderr)
+
+
+def html_text(markup: str) -> str:
+    """The text of an HTML document (what a reader sees), parsed by ``html.parser``."""
+    from html.parser import HTMLParser
+
+    class TextOf(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.parts: list[str] = []
+
+        def handle_data(self, data: str) -> None:
+            self.parts.append(data)
+
+    parser = TextOf()
+    parser.feed(markup)
+    parser.close()
+    return "".join(parser.parts)

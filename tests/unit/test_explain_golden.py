@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import re
-from html.parser import HTMLParser
 
 import numpy as np
 import pytest
@@ -25,6 +24,7 @@ from lossctl.render.notebook import ExplainedTrace
 from lossctl.render.results import NumberFormat
 from lossctl.trace import Trace, explain_loss
 from tests.conftest import ROOT
+from tests.helpers import html_text
 
 GOLDEN = ROOT / "tests" / "golden"
 LOGITS = np.array([[1.1741, -0.4859], [-3.718, 1.5257], [0.0222, 0.5898]])
@@ -125,22 +125,10 @@ def test_one_counted_target_is_singular() -> None:
 # ------------------------------------------------------------------ the notebook object
 
 
-class TextOf(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
 def test_lossctl_explain_renders_html_with_the_numbers() -> None:
     explained = lossctl.explain(LOGITS, LABELS, class_dim=0)
     assert isinstance(explained, ExplainedTrace)
-    parser = TextOf()
-    parser.feed(explained._repr_html_())
-    parser.close()
-    text = "".join(parser.parts)
+    text = html_text(explained._repr_html_())
     assert "3.2655" in text and "1.5641" in text and "5.1724" in text and "0.7555" in text
     assert "█" in text
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import re
 import xml.etree.ElementTree as ET
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from lossctl.doctor import diagnose
 from lossctl.render import i18n
 from lossctl.render.findings import findings_view
 from tests.conftest import ROOT
+from tests.helpers import html_text
 
 EX = ROOT / "examples"
 SEED = [str(EX / "seed" / "logits.json"), str(EX / "seed" / "labels.json")]
@@ -114,15 +114,6 @@ def test_color_always_never_and_no_color() -> None:
     assert COLOUR.sub("", run(["ce", *SEED, "--color", "always"])) == plain
 
 
-class TextOf(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
 @pytest.mark.parametrize("command", ["ce", "nll", "kl", "doctor", "softmax"])
 def test_every_command_exports_svg_html_and_text(tmp_path: Path, command: str) -> None:
     args = {
@@ -140,13 +131,10 @@ def test_every_command_exports_svg_html_and_text(tmp_path: Path, command: str) -
     root = ET.parse(svg).getroot()
     assert root.tag.endswith("svg")
     svg_text = " ".join("".join(node.itertext()) for node in root.iter()).replace("\xa0", " ")
-    parser = TextOf()
-    parser.feed(html.read_text(encoding="utf-8"))
-    parser.close()
-    html_text = "".join(parser.parts)
+    shown_html = html_text(html.read_text(encoding="utf-8"))
     exported = txt.read_text(encoding="utf-8")
     number = expected.get(command)
-    for text in (svg_text, html_text, exported):
+    for text in (svg_text, shown_html, exported):
         assert number is None or number in text, command
     if command == "doctor":  # a pipe gets one line per finding, the export wraps them
         assert exported.split() == shown.split() and len(exported.splitlines()) > 3
