@@ -68,6 +68,7 @@ import numpy.typing as npt
 
 from lossctl.errors import ReadError
 from lossctl.io.members import select_member
+from lossctl.io.sources import open_descriptor
 from lossctl.io.widen import bfloat16_to_float32
 
 __all__ = [
@@ -191,9 +192,8 @@ def looks_like_safetensors(head: bytes, size: int) -> bool:
 
 def read_safetensors(path: str, source: str, key: str | None) -> npt.NDArray[Any] | Bfloat16Array:
     """One tensor of the file at ``path``, memory-mapped read-only (see the module doc)."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:  # non-blocking: a FIFO must not hang the open; regular files ignore the flag
-        fd = os.open(path, flags)
+        fd = open_descriptor(path)
     except OSError as exc:
         raise ReadError(source, f"cannot read the file: {exc.strerror or exc}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
