@@ -10,6 +10,7 @@ import typer
 
 from lossctl.cli.streams import current, note
 from lossctl.errors import InputError
+from lossctl.io.sources import is_stdin_spec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,24 +49,6 @@ def check_fifos_once(specs: list[str]) -> None:
             )
         if identity is not None:
             seen.add(identity)
-
-
-def check_files_for_workers(specs: list[str]) -> None:
-    """``--scheduler``: Dask workers open the shards by path, so no ``-`` and no FIFO."""
-    from lossctl.io.sources import fifo_identity
-
-    for spec in specs:
-        if is_stdin_spec(spec) or fifo_identity(spec) is not None:
-            what = "standard input" if is_stdin_spec(spec) else "a FIFO"
-            raise InputError(
-                f"{spec}: --scheduler sends file paths to the Dask workers, which cannot read "
-                f"{what}; save the data to a file first"
-            )
-
-
-def is_stdin_spec(spec: str) -> bool:
-    """``-`` or ``-:KEY`` (unless a file of that name exists)."""
-    return spec == "-" or (spec.startswith("-:") and not os.path.exists(spec))
 
 
 def check_stdin_readable() -> None:

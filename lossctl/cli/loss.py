@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from lossctl.cli.elementwise import corners_suffice, npy_output, refuse_large_json
 from lossctl.cli.emit import edges, emit_document, emit_rich, number_format, summary
 from lossctl.cli.inputs import (
-    check_files_for_workers,
     check_stdin,
     labels_without_pandas_header,
     loss_inputs,
@@ -171,7 +170,6 @@ def run_on_cluster(request: LossRequest, pairs: list[tuple[str, str]], scheduler
     from lossctl.dask.shards import ShardOptions, score_shards
 
     refuse_per_input_extras(request)
-    check_files_for_workers([spec for pair in pairs for spec in pair])
     weight = read_weight(request.target.weight)
     try:
         spec = request.spec(weight, request.target.class_dim)

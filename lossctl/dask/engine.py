@@ -67,10 +67,17 @@ class Failure:
         return LossctlError(self.message)
 
 
-def refuse_stdin(specs: Sequence[str]) -> None:
-    """Workers read files by path: standard input cannot be one of them."""
-    if any(spec == "-" for spec in specs):
-        raise InputError("'-' (standard input) cannot be read by Dask workers; give files by path")
+def refuse_streams(specs: Sequence[str]) -> None:
+    """Workers open the shards by path: standard input and FIFOs cannot be among them."""
+    from lossctl.io.sources import fifo_identity, is_stdin_spec
+
+    for spec in specs:
+        if is_stdin_spec(spec) or fifo_identity(spec) is not None:
+            what = "standard input" if is_stdin_spec(spec) else "a FIFO"
+            raise InputError(
+                f"{spec}: --scheduler sends file paths to the Dask workers, which cannot read "
+                f"{what}; save the data to a file first"
+            )
 
 
 def run_tasks(

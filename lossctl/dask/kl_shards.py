@@ -29,7 +29,7 @@ import numpy.typing as npt
 from lossctl.core.kl_run import KLSpec, prepare, run_kl, with_class_dim
 from lossctl.core.kl_stats import merge_all
 from lossctl.core.kl_stream import KLPass, resolve_class_dim
-from lossctl.dask.engine import EngineInfo, refuse_stdin, run_tasks
+from lossctl.dask.engine import EngineInfo, refuse_streams, run_tasks
 from lossctl.dask.shards import SPLIT_BYTES, large_npy_shapes, row_ranges
 from lossctl.errors import InputError, LossctlError
 
@@ -104,7 +104,7 @@ def score_kl_shards(
     options = options or KLShardOptions()
     if not groups:
         raise InputError("no shards to score: give REFERENCE OTHER [LABELS] files")
-    refuse_stdin([spec for group in groups for spec in group])
+    refuse_streams([spec for group in groups for spec in group])
     tasks, wholes = _plan(groups, options)
     work = partial(_score, options, make_check)
     done, engine = run_tasks(tasks, work, scheduler=scheduler, on_done=on_done, name=_name)

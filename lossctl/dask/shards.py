@@ -40,7 +40,7 @@ from lossctl.core.losses import (
 from lossctl.core.merge import Partial, partial_from_result
 from lossctl.core.spec import LossSpec
 from lossctl.dask._combine import combine_partials
-from lossctl.dask.engine import EngineInfo, refuse_stdin, run_tasks
+from lossctl.dask.engine import EngineInfo, refuse_streams, run_tasks
 from lossctl.errors import InputError, LossctlError
 
 SPLIT_BYTES = 256 << 20  # .npy inputs larger than this are scored in row ranges of this size
@@ -97,7 +97,7 @@ def score_shards(
     options = options or ShardOptions()
     if not pairs:
         raise InputError("no shards to score: give one or more INPUT LABELS pairs")
-    refuse_stdin([spec for pair in pairs for spec in pair])
+    refuse_streams([spec for pair in pairs for spec in pair])
     tasks, planning_messages = _plan(pairs, options)
     done, engine = run_tasks(
         tasks, partial(_score, options), scheduler=scheduler, on_done=on_done, name=_name

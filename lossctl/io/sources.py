@@ -207,6 +207,11 @@ def open_descriptor(path: str) -> int:
     return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
 
 
+def is_stdin_spec(spec: str) -> bool:
+    """``-`` or ``-:KEY`` (unless a file of that name exists)."""
+    return spec == "-" or (spec.startswith("-:") and not os.path.exists(spec))
+
+
 def fifo_identity(spec: str) -> tuple[int, int] | None:
     """(device, inode) when ``spec`` (a path or ``PATH:KEY``) names a FIFO or pipe, which
     can be read only once; ``None`` otherwise (the read says what is wrong, if anything)."""

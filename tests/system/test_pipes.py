@@ -142,14 +142,16 @@ def test_standard_input_twice_and_streams_for_workers_are_refused(stream_dir: Pa
     )
     fifo = stream_dir / "x.fifo"
     os.mkfifo(fifo)
-    for spec, what in (("-", "standard input"), (str(fifo), "a FIFO")):
-        run = run_in_process(
-            "ce", spec, str(stream_dir / "y.json"), "--scheduler", "tcp://127.0.0.1:9", stdin=data
-        )
-        assert run.error_line() == (
-            f"lossctl: error: {spec}: --scheduler sends file paths to the Dask workers, which "
-            f"cannot read {what}; save the data to a file first"
-        )
+    second = {"ce": str(stream_dir / "y.json"), "kl": str(stream_dir / "x.json")}
+    for command, other in second.items():  # one check, in the Dask engine, for both
+        for spec, what in (("-", "standard input"), (str(fifo), "a FIFO")):
+            run = run_in_process(
+                command, spec, other, "--scheduler", "tcp://127.0.0.1:9", stdin=data
+            )
+            assert run.error_line() == (
+                f"lossctl: error: {spec}: --scheduler sends file paths to the Dask workers, "
+                f"which cannot read {what}; save the data to a file first"
+            ), command
 
 
 def test_merge_reads_standard_input_within_the_limit(stream_dir: Path) -> None:
