@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -21,10 +20,6 @@ from lossctl.doctor.context import (
     positions,
 )
 from lossctl.doctor.findings import FindingCode, JsonValue
-
-
-def _fmt_pos(position: Sequence[int]) -> str:
-    return "(" + ", ".join(map(str, position)) + ("," if len(position) == 1 else "") + ")"
 
 
 def _rows(x: npt.NDArray[Any], axis: int) -> npt.NDArray[Any]:

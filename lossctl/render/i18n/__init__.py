@@ -71,8 +71,3 @@ def tr(english: str) -> str:
         return template.format(**{k: tr(v) if isinstance(v, phrases) else v for k, v in fields})
     key = _BY_TEXT.get(english)
     return english if key is None else CATALOGUES[current()].get(key, english)
-
-
-def translated_ids(name: str) -> set[str]:
-    """The ids that language ``name`` translates (the others fall back to English)."""
-    return set(CATALOGUES[name]) & set(en.MESSAGES)
