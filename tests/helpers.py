@@ -228,11 +228,15 @@ def float32_kl_bound(x: Any, y: Any) -> Any:
     return (44 + 14 * np.sum(p * np.abs(e), axis=-1)) * 2.0**-24
 
 
-def peak_rss_mib(command: list[str], cwd: Path | str = ROOT) -> tuple[float, Run]:
-    """The peak RSS in MiB of ``command`` (Linux) and its :class:`Run`.
+def peak_rss_mib(
+    command: list[str], cwd: Path | str = ROOT, env: dict[str, str] | None = None
+) -> tuple[float, Run]:
+    """The peak RSS in MiB of ``command`` (Linux) and its :class:`Run` (``env``: default
+    :func:`clean_env`).
 
-    Measured in a small launcher process with ``RUSAGE_CHILDREN``: a child forked straight
-    from pytest would count pytest's own resident memory (inherited at fork) in its peak.
+    Measured in a small launcher process with ``RUSAGE_CHILDREN``: a child started straight
+    from pytest counts pytest's own resident memory in its peak (Linux records the memory
+    the child had before ``exec``: pytest's, at fork or vfork).
     """
     launcher = (
         "import resource, subprocess, sys\n"
@@ -246,7 +250,7 @@ def peak_rss_mib(command: list[str], cwd: Path | str = ROOT) -> tuple[float, Run
         [sys.executable, "-c", launcher, *command],
         capture_output=True,
         cwd=cwd,
-        env=clean_env(),
+        env=clean_env() if env is None else env,
         timeout=300,
     )
     first, _, out = proc.stdout.partition(b"\n")

@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import dataclasses
 import functools
 import inspect
 import re
-import typing
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Annotated, Any, Literal
+from typing import IO, TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
 import typer
 
-from lossctl.cli.options import OUTPUT, option
+from lossctl.cli.options import OUTPUT, group_parameters, option
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions
@@ -50,8 +47,7 @@ def check_export_option(value: str | None) -> str | None:
     return value
 
 
-@dataclass(frozen=True)
-class DisplayOptions:
+class DisplayOptions(NamedTuple):
     """Colour, export and language: options every command takes."""
 
     color: Annotated[
@@ -83,12 +79,12 @@ class DisplayOptions:
     ] = "en"
 
 
-@dataclass
 class Display:
     """This run's display options and what it has drawn so far (for ``--export``)."""
 
-    options: DisplayOptions = field(default_factory=DisplayOptions)
-    drawn: list[tuple[Any, int, bool]] = field(default_factory=list)
+    def __init__(self, options: DisplayOptions | None = None) -> None:
+        self.options = DisplayOptions() if options is None else options
+        self.drawn: list[tuple[Any, int, bool]] = []
 
 
 _DISPLAY: contextvars.ContextVar[Display | None] = contextvars.ContextVar(
@@ -121,14 +117,8 @@ def with_display(handler: Callable[..., None]) -> Callable[..., None]:
     The wrapper installs them for the run and writes the ``--export`` file after a
     command that printed something (also when it ends with an exit status, e.g. --strict).
     """
-    hints = typing.get_type_hints(DisplayOptions, include_extras=True)
-    names = [f.name for f in dataclasses.fields(DisplayOptions)]
-    extra = [
-        inspect.Parameter(
-            f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name]
-        )
-        for f in dataclasses.fields(DisplayOptions)
-    ]
+    names = DisplayOptions._fields
+    extra = group_parameters(DisplayOptions)
     signature = inspect.signature(handler)
     parameters = [*signature.parameters.values(), *extra]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import TYPE_CHECKING
 
@@ -77,7 +76,7 @@ def read(spec: str, key: str | None, header: str = "auto", *, values: bool = Fal
     for text in loaded.notes:
         note(f"{loaded.source}: {text}")
     if values and loaded.array.dtype.kind in "iu":
-        loaded = dataclasses.replace(loaded, array=exact_float64(loaded.array, loaded.source))
+        loaded = loaded._replace(array=exact_float64(loaded.array, loaded.source))
     return loaded
 
 
@@ -128,4 +127,4 @@ def labels_without_pandas_header(values: Loaded, labels: Loaded, class_dim: int 
         f"{labels.source}: line {line} taken as a header after all: without it "
         f"the labels fit the input's positions {expected} (class axis {axis})"
     )
-    return dataclasses.replace(labels, array=labels.array[1:])
+    return labels._replace(array=labels.array[1:])

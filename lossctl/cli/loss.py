@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from lossctl.cli.elementwise import corners_suffice, npy_output, refuse_large_json
 from lossctl.cli.emit import edges, emit_document, emit_rich, number_format, summary
@@ -29,8 +28,7 @@ if TYPE_CHECKING:
     from lossctl.io.readers import Loaded
 
 
-@dataclass(frozen=True)
-class LossRequest:
+class LossRequest(NamedTuple):
     """Everything ``ce`` / ``nll`` were asked for, as typed groups."""
 
     op: LossOp
@@ -209,7 +207,7 @@ def run_one(request: LossRequest, input_spec: str, labels_spec: str) -> None:
         values, labels, class_dim = shifted_inputs(values, labels, class_dim)
     result, sources = compute_loss(request, values, labels, weight, class_dim)
     streamed = grad_file or grad_table
-    extras = dataclasses.replace(request.extras, grad=False) if streamed else request.extras
+    extras = request.extras._replace(grad=False) if streamed else request.extras
     checks, messages = loss_checks(values, labels, result, extras, class_dim)
     if grad_table:
         checks.grad = grad_corners(result, values, labels, output)
@@ -307,14 +305,14 @@ def explained(
     return with_gradient_step(trace, checks, result)
 
 
-@dataclass
 class LossChecks:
     """The findings, gradient and metrics that go with a ``ce`` / ``nll`` result."""
 
-    findings: list[Finding]
-    grad: Any = None
-    metrics: Any = None
-    shift: bool = False
+    def __init__(self, findings: list[Finding], *, shift: bool = False) -> None:
+        self.findings = findings
+        self.grad: Any = None
+        self.metrics: Any = None
+        self.shift = shift
 
     def document(self) -> dict[str, Any]:
         """Keys added to the ``--json`` document."""
@@ -337,7 +335,7 @@ def shifted_inputs(
     from lossctl.core.metrics import causal_shift
 
     x, y, axis = causal_shift(values.array, labels.array, class_dim)
-    return dataclasses.replace(values, array=x), dataclasses.replace(labels, array=y), axis
+    return values._replace(array=x), labels._replace(array=y), axis
 
 
 def loss_checks(

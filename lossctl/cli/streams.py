@@ -15,8 +15,7 @@ import errno
 import os
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, NamedTuple
 
 from lossctl.errors import ExitStatus, LossctlError
 
@@ -25,8 +24,7 @@ class StdoutClosed(Exception):
     """Standard output's reader went away (``| head``); not an OSError, so typer lets it by."""
 
 
-@dataclass
-class Environment:
+class Environment(NamedTuple):
     """The streams of one run: binary ``stdin``, text ``stdout`` and ``stderr``."""
 
     stdin: BinaryIO | None

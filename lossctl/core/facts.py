@@ -25,8 +25,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -63,8 +62,7 @@ def _joined(
     return None if a is None or b is None else np.union1d(a, b).astype(np.intp)
 
 
-@dataclass(frozen=True)
-class InputFacts:
+class InputFacts(NamedTuple):
     """What the checks need to know about rows of an input, mergeable block by block.
 
     ``low``/``high`` are the smallest/largest finite values of the usable rows (``+inf`` /
@@ -98,7 +96,7 @@ class InputFacts:
     float16_wide_rows: int = 0  # rows whose finite values span more than 65504
     # every row holding -inf, in order (``None``: not tracked; then a check that needs them
     # reads every row again). Filled by :class:`FactsCollector`, not by merging blocks.
-    neginf_index: npt.NDArray[np.intp] | None = field(default=None, compare=False, repr=False)
+    neginf_index: npt.NDArray[np.intp] | None = None
 
     def merge(self, other: InputFacts) -> InputFacts:
         """The facts of the rows of ``self`` and of ``other`` together."""
@@ -225,7 +223,7 @@ def _block_facts(
 
 
 def _with(facts: InputFacts, **changes: Any) -> InputFacts:
-    return replace(facts, **changes)
+    return facts._replace(**changes)
 
 
 def _nonfinite_block(
@@ -361,4 +359,4 @@ class FactsCollector:
         with self._lock:
             parts = [self._neginf[start] for start in sorted(self._neginf)]
             index = np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
-            return replace(self._facts, neginf_index=index.astype(np.intp, copy=False))
+            return self._facts._replace(neginf_index=index.astype(np.intp, copy=False))

@@ -31,8 +31,7 @@ import math
 import mmap
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -51,8 +50,7 @@ _FOLDS = 3  # float32 pairwise folds before the float64 sum: relative error <= 3
 _FOLD_MIN_CLASSES = 8192  # below this, folding costs more than it saves
 
 
-@dataclass(frozen=True)
-class _Limits:
+class _Limits(NamedTuple):
     """Where the direct form ``exp(x_c)`` is exact enough, per compute dtype."""
 
     max_logit: float  # m above this: exp (or the folded partial sums) could overflow

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -59,8 +58,7 @@ def row_blocks(count: int, classes: int) -> Iterator[slice]:
     return (slice(start, start + step) for start in range(0, count, step))
 
 
-@dataclass(frozen=True)
-class RowStats:
+class RowStats(NamedTuple):
     """Per-position log-sum-exp pieces of (M, C) float64 rows."""
 
     shifted: FloatArray  # x - max, shape (M, C)

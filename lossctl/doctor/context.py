@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -16,9 +15,9 @@ from lossctl.errors import InputError
 EVIDENCE_POSITIONS = 20  # positions listed in the evidence (a message names the first few)
 
 
-@dataclass
-class Context:
-    """The arguments of one :func:`lossctl.doctor.diagnose` call and its findings."""
+class Context(NamedTuple):
+    """The arguments of one :func:`lossctl.doctor.diagnose` call and its findings (a list
+    the checks append to)."""
 
     op: LossOp
     values: npt.NDArray[Any]
@@ -29,7 +28,7 @@ class Context:
     ignore_index: int
     label_smoothing: float
     soft: bool
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Finding]
 
     def add(
         self,

@@ -10,7 +10,6 @@ probabilities' log, the loss that would have been right).
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 
 import numpy as np
@@ -127,12 +126,13 @@ def diagnose(
         ignore_index=ignore_index,
         label_smoothing=label_smoothing,
         soft=y is not None and y.shape == x.shape,
+        findings=[],
     )
     detailed = not inline
     if y is None:
         _report_input(ctx, input_kind(x, axis, detailed=detailed), pytorch_axis, inline)
         return ctx.findings
-    on_targets = dataclasses.replace(ctx, findings=[])  # reported after the input's findings
+    on_targets = ctx._replace(findings=[])  # reported after the input's findings
     clean = y if ctx.soft else check_targets(on_targets, y)
     if result is None:  # the loss's pass collects the facts
         spec = spec_of(
@@ -147,7 +147,7 @@ def diagnose(
         result = compute(spec, x, clean, facts="logsumexp" if detailed else "plain")
     report = _input_report(x, axis, result, detailed)
     _report_input(ctx, report, pytorch_axis, inline)
-    ctx.findings += on_targets.findings
+    ctx.findings.extend(on_targets.findings)
     if len(fitting) > 1:
         check_ambiguous(ctx, fitting, y, result)
     check_kind_for_op(ctx, report, clean, result)

@@ -9,15 +9,16 @@ carried (the input's shape, the op …), kept apart so the JSON stays as it was.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from enum import Enum
-from typing import Literal, TypeAlias
+from types import MappingProxyType
+from typing import Literal, NamedTuple, TypeAlias
 
 JsonValue: TypeAlias = (
     "bool | int | float | str | Sequence[JsonValue] | Mapping[str, JsonValue] | None"
 )
 Evidence: TypeAlias = Mapping[str, JsonValue]
 Severity = Literal["info", "warning", "error"]
+NO_EVIDENCE: Evidence = MappingProxyType({})  # the default: one shared, read-only, empty
 
 
 class _Code(str, Enum):
@@ -86,14 +87,13 @@ NEG_INF_CODES = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     """One thing noticed about the input, with the numbers that show it."""
 
     code: FindingCode
     severity: Severity
-    evidence: Evidence = field(default_factory=dict)
-    context: Evidence = field(default_factory=dict)  # message-only facts (module doc)
+    evidence: Evidence = NO_EVIDENCE
+    context: Evidence = NO_EVIDENCE  # message-only facts (module doc)
 
 
 class ReasonCode(_Code):
@@ -109,10 +109,9 @@ class ReasonCode(_Code):
     UNEXPLAINED = "nonfinite-loss"  # none of the above
 
 
-@dataclass(frozen=True)
-class NonfiniteReason:
+class NonfiniteReason(NamedTuple):
     """Why a result is NaN or infinite: ``evidence`` has ``loss`` (a reduced loss) or
     ``nonfinite_positions`` and ``positions`` (``reduction="none"``), and ``ignored``."""
 
     code: ReasonCode
-    evidence: Evidence = field(default_factory=dict)
+    evidence: Evidence = NO_EVIDENCE

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -15,8 +14,7 @@ from lossctl.doctor.context import Context, mean_loss
 from lossctl.doctor.findings import FindingCode, JsonValue
 
 
-@dataclass(frozen=True)
-class KindReport:
+class KindReport(NamedTuple):
     """The input kind along one class axis, with the statistics it was decided from."""
 
     kind: InputKind

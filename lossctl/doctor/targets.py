@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -99,7 +98,7 @@ def check_ambiguous(
         elif np.any(counted & ((flat < 0) | (flat >= classes))):
             loss = None
         else:
-            other = replace(ctx, axis=axis, classes=classes, findings=[])
+            other = ctx._replace(axis=axis, classes=classes, findings=[])
             loss = other.loss(ctx.values, ctx.op, y)
         losses.append({"class_dim": axis, "classes": classes, "loss": loss})
     shape = [int(n) for n in ctx.values.shape]

@@ -14,16 +14,19 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lossctl.core.exactsum import ExactSum, parse_exact, reduced
-from lossctl.core.kl_stats_io import stats_from_dict, stats_to_dict
-from lossctl.core.losses import LossResult
-from lossctl.core.merge import MERGEABLE_OPS, SAME_IN_EVERY_SHARD, Merged, Partial
 from lossctl.errors import InputError
-from lossctl.io.fingerprint import combined
+
+if TYPE_CHECKING:
+    from lossctl.core.losses import LossResult
+    from lossctl.core.merge import Merged, Partial
+
+# merge's, kl's and the fingerprints' modules are imported where they are used, so that
+# ``ce --json`` loads none of them (14 ms of start-up)
 
 Sources = Mapping[str, str | None]
 
@@ -128,6 +131,8 @@ def merged_document(
     merged: Merged, inputs: Sequence[Any], warnings: Sequence[str]
 ) -> dict[str, Any]:
     """The document of a merged result: the schema of ``ce``/``nll``, plus ``shards``."""
+    from lossctl.io.fingerprint import combined
+
     settings = merged.settings
     return {
         "op": settings["op"],
@@ -229,6 +234,8 @@ def _agrees(written: float, exact: float) -> bool:
 
 
 def _settings(document: Mapping[str, Any], source: str) -> dict[str, Any]:
+    from lossctl.core.merge import SAME_IN_EVERY_SHARD
+
     settings = {name: document.get(name) for name in SAME_IN_EVERY_SHARD}
     classes = settings["classes"]
     if not isinstance(classes, int) or isinstance(classes, bool) or classes < 0:
@@ -269,6 +276,8 @@ def partial_from_document(document: Mapping[str, Any], source: str) -> Partial:
     Every field is checked with its bounds, and the written ``sum``, ``denominator`` and
     ``loss`` must be the exact partial sums rounded: a contradiction is refused.
     """
+    from lossctl.core.merge import MERGEABLE_OPS, Partial
+
     op = _field(document, "op", str, source)
     if op not in MERGEABLE_OPS:
         raise InputError(f"{source}: op {op!r} cannot be merged; only ce and nll results can")
@@ -416,6 +425,8 @@ def kl_document(
     """The document of ``lossctl kl`` (and of merged kl documents): the numbers of
     :func:`~lossctl.core.kl_stream.kl_summary`, the settings, and ``state`` — the exact
     :class:`~lossctl.core.kl_stats.KLStats` (``to_dict``) that ``lossctl merge`` adds up."""
+    from lossctl.core.kl_stats_io import stats_to_dict
+
     return {
         "op": "kl",
         "direction": "KL(reference || other)",
@@ -435,6 +446,8 @@ def kl_state_from_document(
     document: Mapping[str, Any], source: str
 ) -> tuple[Any, Any, dict[str, Any]]:
     """The forward and reverse (or ``None``) KLStats and the settings of a kl document."""
+    from lossctl.core.kl_stats_io import stats_from_dict
+
     if document.get("op") != "kl":
         raise InputError(f"{source}: op {document.get('op')!r} is not a kl result")
     state = _field(document, "state", dict, source)

@@ -9,7 +9,6 @@ only in their middle have the same fingerprint.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
@@ -20,11 +19,16 @@ import numpy as np
 
 from lossctl.io.sources import open_descriptor
 
+try:  # hashlib's blake2b is _blake2's; importing hashlib also loads OpenSSL (5 ms of start-up)
+    from _blake2 import blake2b
+except ImportError:  # a Python without the _blake2 module
+    from hashlib import blake2b
+
 EDGE = 64 * 1024
 
 
 def _hash(size: int, head: bytes, tail: bytes) -> str:
-    h = hashlib.blake2b(digest_size=16)
+    h = blake2b(digest_size=16)
     h.update(str(size).encode() + b"\0" + head + b"\0" + tail)
     return h.hexdigest()
 
@@ -73,7 +77,7 @@ def input_entry(role: str, spec: str, array: Any) -> dict[str, Any]:
 def fingerprint(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """``{"digest", "files"}``: the digest of the entries' roles, keys, sizes and hashes."""
     content = [[e["role"], e.get("key"), e["size"], e["blake2b"]] for e in entries]
-    digest = hashlib.blake2b(json.dumps(content).encode(), digest_size=16).hexdigest()
+    digest = blake2b(json.dumps(content).encode(), digest_size=16).hexdigest()
     return {"digest": digest, "files": list(entries)}
 
 
@@ -85,7 +89,7 @@ def result_fingerprint(inputs: Sequence[tuple[str, str | None, Any]]) -> dict[st
 
 def combined(digests: Sequence[str]) -> dict[str, Any]:
     """The fingerprint of a merged result: its parts' digests, and one digest of them."""
-    digest = hashlib.blake2b(json.dumps(list(digests)).encode(), digest_size=16).hexdigest()
+    digest = blake2b(json.dumps(list(digests)).encode(), digest_size=16).hexdigest()
     return {"digest": digest, "parts": list(digests)}
 
 

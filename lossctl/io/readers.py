@@ -37,9 +37,9 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -72,14 +72,13 @@ Array = npt.NDArray[Any]
 INLINE_NAME = "<inline>"
 
 
-@dataclass(frozen=True)
-class Loaded:
+class Loaded(NamedTuple):
     """An array read from a file or standard input, with where it came from."""
 
     array: Array
     source: str
     format: str
-    meta: dict[str, object] = field(default_factory=dict)
+    meta: Mapping[str, object] = MappingProxyType({})  # the default: shared, read-only
     notes: tuple[str, ...] = ()  # one-line notes for stderr, e.g. which CSV header rule fired
 
 

@@ -323,7 +323,7 @@ def finding_json(finding: Finding) -> dict[str, JsonValue]:
         "code": finding.code.value,
         "severity": finding.severity,
         "message": message(finding),
-        "evidence": finding.evidence,
+        "evidence": dict(finding.evidence),
     }
 
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -30,12 +29,14 @@ if TYPE_CHECKING:
 ELLIPSIS = "…"
 
 
-@dataclass(frozen=True)
 class NumberFormat:
     """Fixed ``digits`` decimals; scientific where fixed would show 0.0000 or be too wide."""
 
-    digits: int = 4
-    max_fixed_width: int = 12
+    __slots__ = ("digits", "max_fixed_width")
+
+    def __init__(self, digits: int = 4, max_fixed_width: int = 12) -> None:
+        self.digits = digits
+        self.max_fixed_width = max_fixed_width
 
     def __call__(self, value: float) -> str:
         if math.isnan(value):
@@ -49,8 +50,7 @@ class NumberFormat:
         return fixed
 
 
-@dataclass(frozen=True)
-class Summary:
+class Summary(NamedTuple):
     """How many leading and trailing rows/columns to keep; ``None`` keeps everything."""
 
     edge_rows: int | None = 4
@@ -85,8 +85,7 @@ def as_grid(
     return array.reshape(math.prod(leading), array.shape[-1]), label
 
 
-@dataclass(frozen=True)
-class Corners:
+class Corners(NamedTuple):
     """The cells a summarised grid shows, computed without the rest of the array.
 
     ``rows`` index the leading positions (C order over ``shape[:-1]``), ``cols`` the last

@@ -10,12 +10,19 @@ import os
 import shlex
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, Run, clean_env, lossctl_command, run_in_process, run_shell
+from tests.helpers import (
+    ROOT,
+    Run,
+    clean_env,
+    lossctl_command,
+    peak_rss_mib,
+    run_in_process,
+    run_shell,
+)
 
 DATA = ROOT / "tests" / "data" / "stream"
 TORCH_LOSS = json.loads((DATA / "loss.json").read_text())  # by dtype: float32, float64
@@ -85,24 +92,11 @@ def test_manifest_listing_a_device_names_its_line(stream_dir: Path) -> None:
     )
 
 
-def _peak(command: str, cwd: Path, env: dict[str, str]) -> tuple[Run, int]:
+def _peak(command: str, cwd: Path, env: dict[str, str]) -> tuple[Run, float]:
     """Run ``command`` in bash with lossctl as its last process: (run, lossctl's max RSS in
     KiB). lossctl is exec'd by the shell, so the shell's child is lossctl itself."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(
-            ["bash", "-c", command],
-            stdout=out,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            cwd=cwd,
-            env=env,
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        run = Run((command,), proc.returncode, out.read(), err.read())
-    return run, usage.ru_maxrss
+    mib, run = peak_rss_mib(["bash", "-c", command], cwd, env)
+    return run, mib * 1024
 
 
 LIMIT_MIB = 48

@@ -122,20 +122,19 @@ def test_fifo_past_the_limit_is_refused(
     assert done.wait(10)
 
 
-def test_manifest_and_document_from_a_fifo(tmp_path: Path, alarm: None) -> None:
+def test_manifest_and_document_from_a_fifo(
+    tmp_path: Path, alarm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "a.npy").write_bytes(npy_bytes(X))
     (tmp_path / "b.json").write_text("[0, 1]")
     fifo = make_fifo(tmp_path / "manifest")
-    os.chdir(tmp_path)  # a FIFO's relative paths are taken from the current folder
-    try:
-        writer = feed(fifo, b"a.npy b.json\n")
-        assert read_manifest(str(fifo)) == [("a.npy", "b.json")]
-        writer.join()
-        writer = feed(fifo, b'{"op": "ce"}')
-        assert read_document(str(fifo)) == ({"op": "ce"}, str(fifo))
-        writer.join()
-    finally:
-        os.chdir("/")
+    monkeypatch.chdir(tmp_path)  # a FIFO's relative paths are taken from the current folder
+    writer = feed(fifo, b"a.npy b.json\n")
+    assert read_manifest(str(fifo)) == [("a.npy", "b.json")]
+    writer.join()
+    writer = feed(fifo, b'{"op": "ce"}')
+    assert read_document(str(fifo)) == ({"op": "ce"}, str(fifo))
+    writer.join()
 
 
 def test_manifest_refuses_what_is_no_file_with_its_line(tmp_path: Path) -> None:
