@@ -9,7 +9,9 @@ Runs, alternately and ``--repeat`` times each:
 and prints each command's median wall time and median CPU time (user + system, from
 ``RUSAGE_CHILDREN``: less sensitive than wall time to other processes on a shared machine)
 with their ratios to the baseline's medians. ``--other DIR`` adds ``lossctl ce`` run from
-another checkout (``PYTHONPATH=DIR``), e.g. the main branch, in the same alternation.
+another checkout, e.g. the previous commit (``git archive HEAD~1 | tar -x -C DIR``), in the
+same alternation: run in DIR, whose ``lossctl`` ``python -m`` then finds first (a
+``PYTHONPATH`` would not do: ``-m`` puts the working directory before it).
 Nothing is asserted: machines are noisy; the ratio is the figure to read.
 """
 
@@ -45,11 +47,11 @@ COMMANDS: dict[str, list[str]] = {
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def time_once(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+def time_once(command: list[str], cwd: Path) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one run."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(command, cwd=cwd, env=ENV, check=True, capture_output=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
@@ -61,19 +63,18 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--other", help="another checkout whose `lossctl ce` to time too")
     args = parser.parse_args()
-    commands = {name: (command, ENV) for name, command in COMMANDS.items()}
+    commands = {name: (command, ROOT) for name, command in COMMANDS.items()}
     if args.other:
-        other = {**ENV, "PYTHONPATH": str(Path(args.other).resolve())}
         commands[f"lossctl ce (seed) from {args.other}"] = (
             COMMANDS["lossctl ce (seed example)"],
-            other,
+            Path(args.other).resolve(),
         )
-    for command, env in commands.values():  # warm the file cache, write the bytecode
-        time_once(command, env)
+    for command, cwd in commands.values():  # warm the file cache, write the bytecode
+        time_once(command, cwd)
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
     for _ in range(args.repeat):
-        for name, (command, env) in commands.items():
-            samples[name].append(time_once(command, env))
+        for name, (command, cwd) in commands.items():
+            samples[name].append(time_once(command, cwd))
     base = samples[next(iter(samples))]
     wall0 = statistics.median(w for w, _ in base)
     cpu0 = statistics.median(c for _, c in base)

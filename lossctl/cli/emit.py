@@ -95,10 +95,12 @@ def emit_rich(renderable: Any, *, soft_wrap: bool = False) -> None:
 
     out = console()
     soft_wrap = soft_wrap and not out.is_terminal
+    limit = 1 << 16
     if soft_wrap:  # soft-wrapped text is never cut; tables are measured
         out = console(soft_wrap=True)
+    elif at_natural_width(renderable):  # the same lines at any width: no measuring pass
+        out = console(width=limit)
     else:
-        limit = 1 << 16
         natural = Measurement.get(out, out.options.update_width(limit), renderable).maximum
         if out.width < natural < limit:
             out = console(width=natural)
@@ -106,3 +108,16 @@ def emit_rich(renderable: Any, *, soft_wrap: bool = False) -> None:
         out.print(renderable)
     current_display().drawn.append((renderable, out.width, soft_wrap))
     write_stdout(without_trailing_spaces(captured.get()))
+
+
+def at_natural_width(renderable: Any) -> bool:
+    """Whether ``renderable`` is drawn at its natural width on any console at least that
+    wide: a table that neither expands nor has a set width, or a group of such tables."""
+    from rich.console import Group
+    from rich.table import Table
+
+    if isinstance(renderable, Table):
+        return not renderable.expand and renderable.width is None
+    if isinstance(renderable, Group):
+        return all(at_natural_width(part) for part in renderable.renderables)
+    return False

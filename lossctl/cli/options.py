@@ -7,9 +7,11 @@ dataclass: defining one costs 0.1 ms at import instead of 1.3 ms, and start-up c
 TargetOptions, …)``) into the flat signature typer reads, and hands the handler typed
 objects back, so ``ce`` and ``nll`` share one declaration and nothing travels as a
 string-keyed dict.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: the groups' annotations are evaluated
+once, at import, instead of compiled from strings by ``NamedTuple`` and again by
+``typing.get_type_hints`` whenever the app is built (3 ms of start-up).
+"""
 
 import functools
 import inspect
@@ -382,7 +384,7 @@ class KLOptions(NamedTuple):
     strict: StrictOption = False
     scheduler: SchedulerOption = None
 
-    def spec(self) -> KLSpec:
+    def spec(self) -> "KLSpec":
         """The core's spec of these options."""
         from lossctl.core.kl_run import KLSpec
 

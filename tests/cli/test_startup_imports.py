@@ -15,11 +15,17 @@ import pytest
 from tests.helpers import LABELS, LOGITS, ROOT
 
 PROBE = """
-import json, sys, threading
+import dataclasses, json, sys, threading
 from lossctl.cli.process import run_cli
 code = run_cli(sys.argv[1:])
+classes = [
+    f"{name}.{value.__name__}"
+    for name, module in list(sys.modules.items()) if name.startswith("lossctl")
+    for value in vars(module).values()
+    if isinstance(value, type) and dataclasses.is_dataclass(value) and value.__module__ == name
+]
 print(json.dumps({"modules": sorted(sys.modules), "threads": threading.active_count(),
-                  "code": int(code)}))
+                  "code": int(code), "dataclasses": sorted(classes)}))
 """
 NOT_FOR_JSON = [
     "csv",
@@ -52,6 +58,46 @@ def test_ce_on_json_imports_no_other_format() -> None:
     assert "lossctl.io.json_format" in modules and "lossctl.core.kernels" in modules
     assert not modules & set(NOT_FOR_JSON), sorted(modules & set(NOT_FOR_JSON))
     assert report["threads"] == 1  # one block of rows: the kernel pool never starts
+
+
+# What ``ce --json`` does not need: the table's renderer, the kl and merge machinery, and
+# hashlib (its import loads OpenSSL; the fingerprint's blake2b comes from _blake2).
+NOT_FOR_A_DOCUMENT = [
+    "rich",
+    "rich.console",
+    "lossctl.render.results",
+    "lossctl.core.merge",
+    "lossctl.core.kl_stats",
+    "lossctl.core.kl_stats_io",
+    "hashlib",
+    "_hashlib",
+]
+# Defining a frozen dataclass costs 0.8-1.7 ms at import (it compiles six methods); the
+# records on the start-up path are NamedTuples. These four keep what a NamedTuple cannot
+# give: LossSpec validates in __post_init__, ExactSum defines +, LossResult has a public
+# ``count`` field and TargetIndex a ``count`` property (a tuple's method).
+DATACLASSES_AT_START = {
+    "lossctl.core.spec.LossSpec",
+    "lossctl.core.losses.LossResult",
+    "lossctl.core.exactsum.ExactSum",
+    "lossctl.core.targets.TargetIndex",
+}
+
+
+def test_ce_json_imports_no_renderer_and_no_merge() -> None:
+    report = loaded("ce", LOGITS, LABELS, "--json")
+    assert report["code"] == 0
+    modules = set(report["modules"])  # type: ignore[arg-type]
+    assert "lossctl.io.documents" in modules and "_blake2" in modules
+    assert not modules & set(NOT_FOR_A_DOCUMENT), sorted(modules & set(NOT_FOR_A_DOCUMENT))
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]])
+def test_the_start_up_path_defines_no_other_dataclass(extra: list[str]) -> None:
+    report = loaded("ce", LOGITS, LABELS, *extra)
+    assert report["code"] == 0
+    assert report["dataclasses"], "the probe finds none: it no longer sees lossctl's classes"
+    assert set(report["dataclasses"]) <= DATACLASSES_AT_START, report["dataclasses"]  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
