@@ -10,8 +10,7 @@ trace use the same validated targets instead of deriving them again::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -20,23 +19,17 @@ from lossctl.core.spec import FloatArray, fmt_shape
 from lossctl.errors import InputError
 
 
-@dataclass(frozen=True)
-class TargetIndex:
+class TargetIndex(NamedTuple):
     """Validated class indices of the M positions (flattened, ignored ones set to 0)."""
 
     indices: npt.NDArray[np.intp]  # (M,) class of each position; 0 where ignored
     counted: npt.NDArray[np.bool_]  # (M,) target != ignore_index
     weight: FloatArray  # (M,) weight[target] where counted, else 0
 
-    @property
-    def count(self) -> int:
-        """Targets counted (not ignored)."""
-        return int(np.count_nonzero(self.counted))
-
-    @property
-    def ignored(self) -> int:
-        """Targets equal to ``ignore_index``."""
-        return int(self.counted.size - self.count)
+    def counted_and_ignored(self) -> tuple[int, int]:
+        """How many targets are counted, and how many equal ``ignore_index``."""
+        counted = int(np.count_nonzero(self.counted))
+        return counted, int(self.counted.size - counted)
 
 
 def position_text(flat_index: int, shape: tuple[int, ...]) -> str:

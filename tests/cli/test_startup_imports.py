@@ -73,14 +73,13 @@ NOT_FOR_A_DOCUMENT = [
     "_hashlib",
 ]
 # Defining a frozen dataclass costs 0.8-1.7 ms at import (it compiles six methods); the
-# records on the start-up path are NamedTuples. These four keep what a NamedTuple cannot
-# give: LossSpec validates in __post_init__, ExactSum defines +, LossResult has a public
-# ``count`` field and TargetIndex a ``count`` property (a tuple's method).
+# records on the start-up path are NamedTuples. These three keep what a NamedTuple cannot
+# give: LossSpec validates in __post_init__, ExactSum defines +, and LossResult has a
+# public ``count`` field (the name of a tuple's method).
 DATACLASSES_AT_START = {
     "lossctl.core.spec.LossSpec",
     "lossctl.core.losses.LossResult",
     "lossctl.core.exactsum.ExactSum",
-    "lossctl.core.targets.TargetIndex",
 }
 
 

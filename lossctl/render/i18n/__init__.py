@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import importlib
 from collections.abc import Iterator
 from typing import Any
 
-from lossctl.render.i18n import en, zh
+from lossctl.render.i18n import en
 from lossctl.trace.phrases import Joined, Phrase
 
-CATALOGUES: dict[str, dict[str, str]] = {"en": en.MESSAGES, "zh": zh.MESSAGES}
-LANGUAGES = tuple(CATALOGUES)
+LANGUAGES = ("en", "zh")  # each a module of this package with its MESSAGES
+_CATALOGUES: dict[str, dict[str, str]] = {"en": en.MESSAGES}  # the others load when used
 _BY_TEXT: dict[str, str] = {}
 for _key, _text in en.MESSAGES.items():
     _BY_TEXT.setdefault(_text, _key)  # the first id of a text (e.g. "target") translates it
@@ -35,7 +36,7 @@ def current() -> str:
 @contextlib.contextmanager
 def language(name: str) -> Iterator[None]:
     """Render the block's output in ``name`` (one of :data:`LANGUAGES`)."""
-    if name not in CATALOGUES:
+    if name not in LANGUAGES:
         raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, not {name!r}")
     token = _LANGUAGE.set(name)
     try:
@@ -44,9 +45,18 @@ def language(name: str) -> Iterator[None]:
         _LANGUAGE.reset(token)
 
 
+def _catalogue() -> dict[str, str]:
+    """The messages of this run's language (its module imported on first use)."""
+    name = current()
+    messages = _CATALOGUES.get(name)
+    if messages is None:
+        messages = _CATALOGUES[name] = importlib.import_module(f"{__name__}.{name}").MESSAGES
+    return messages
+
+
 def t(key: str, **fields: Any) -> str:
     """The text of message ``key`` in this run's language (else English), fields filled."""
-    text = CATALOGUES[current()].get(key)
+    text = _catalogue().get(key)
     if text is None:
         text = en.MESSAGES[key]
     return text.format(**fields) if fields else text
@@ -63,11 +73,11 @@ def tr(english: str) -> str:
     if isinstance(english, Joined):
         return t("list.semicolon").join(tr(part) for part in english.parts)
     if isinstance(english, Phrase):
-        template = CATALOGUES[current()].get(english.key)
+        template = _catalogue().get(english.key)
         if template is None:
             return str(english)
         fields = english.fields.items()
         phrases = (Phrase, Joined)
         return template.format(**{k: tr(v) if isinstance(v, phrases) else v for k, v in fields})
     key = _BY_TEXT.get(english)
-    return english if key is None else CATALOGUES[current()].get(key, english)
+    return english if key is None else _catalogue().get(key, english)
