@@ -84,7 +84,9 @@ class Display:
 
     def __init__(self, options: DisplayOptions | None = None) -> None:
         self.options = DisplayOptions() if options is None else options
-        self.drawn: list[tuple[Any, int, bool]] = []
+        # (renderable, width drawn at (None: its natural width, at least the terminal's),
+        # soft-wrapped)
+        self.drawn: list[tuple[Any, int | None, bool]] = []
 
 
 _DISPLAY: contextvars.ContextVar[Display | None] = contextvars.ContextVar(
@@ -170,7 +172,7 @@ def without_trailing_spaces(text: str) -> str:
     return _TRAILING.sub(lambda tail: _SPACES.sub("", tail.group()), text)
 
 
-def exported(drawn: list[tuple[Any, int, bool]], path: str, *, plain: bool) -> str:
+def exported(drawn: list[tuple[Any, int | None, bool]], path: str, *, plain: bool) -> str:
     """What was drawn, rendered again into a recording console, as SVG, HTML or text.
 
     The same widths as on the terminal; in colour unless ``plain`` (``--color never``).
@@ -179,16 +181,24 @@ def exported(drawn: list[tuple[Any, int, bool]], path: str, *, plain: bool) -> s
     import io
 
     from rich.console import Console
+    from rich.measure import Measurement
 
+    terminal, wide = Console().width, Console(width=1 << 16)
+
+    def natural(renderable: Any) -> int:
+        return max(terminal, Measurement.get(wide, wide.options, renderable).maximum)
+
+    widths = [natural(r) if width is None else width for r, width, _ in drawn]
     recorder = Console(
         record=True,
         file=io.StringIO(),
-        width=max(width for _, width, _ in drawn),
+        width=max(widths),
         force_terminal=True,
         color_system="truecolor",
         highlight=False,
     )
-    for renderable, width, _ in drawn:  # wrapped as on a terminal, even if stdout is a pipe
+    for (renderable, _, _), width in zip(drawn, widths, strict=True):
+        # wrapped as on a terminal, even if stdout is a pipe
         recorder.print(Plain(renderable) if plain else renderable, width=width)
     suffix = path.lower().rsplit(".", 1)[-1]
     if suffix == "svg":

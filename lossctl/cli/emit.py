@@ -93,20 +93,24 @@ def emit_rich(renderable: Any, *, soft_wrap: bool = False) -> None:
     """
     from rich.measure import Measurement
 
-    out = console()
-    soft_wrap = soft_wrap and not out.is_terminal
     limit = 1 << 16
-    if soft_wrap:  # soft-wrapped text is never cut; tables are measured
-        out = console(soft_wrap=True)
-    elif at_natural_width(renderable):  # the same lines at any width: no measuring pass
-        out = console(width=limit)
+    width: int | None
+    if not soft_wrap and at_natural_width(renderable):  # the same lines at any width:
+        out = console(width=limit)  # one console, no measuring pass
+        width = None  # --export measures it, if asked (display.exported)
     else:
-        natural = Measurement.get(out, out.options.update_width(limit), renderable).maximum
-        if out.width < natural < limit:
-            out = console(width=natural)
+        out = console()
+        soft_wrap = soft_wrap and not out.is_terminal
+        if soft_wrap:  # soft-wrapped text is never cut; tables are measured
+            out = console(soft_wrap=True)
+        else:
+            natural = Measurement.get(out, out.options.update_width(limit), renderable).maximum
+            if out.width < natural < limit:
+                out = console(width=natural)
+        width = out.width
     with out.capture() as captured:
         out.print(renderable)
-    current_display().drawn.append((renderable, out.width, soft_wrap))
+    current_display().drawn.append((renderable, width, soft_wrap))
     write_stdout(without_trailing_spaces(captured.get()))
 
 

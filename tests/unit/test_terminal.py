@@ -144,6 +144,25 @@ def test_every_command_exports_svg_html_and_text(tmp_path: Path, command: str) -
         assert number in shown
 
 
+@pytest.mark.parametrize("columns", [60, 120])
+def test_an_export_is_as_wide_as_the_terminal_or_its_widest_table(
+    tmp_path: Path, columns: int
+) -> None:
+    """The SVG's width is that of the terminal (a table drawn at its natural width in one
+    pass, e.g. ce's, records no width of its own), else the widest table's."""
+
+    def columns_of(svg: Path) -> int:  # rich draws a character 0.61 × 20 px wide
+        width = float(ET.parse(svg).getroot().attrib["viewBox"].split()[2])
+        return round((width - 40) / 12.2)
+
+    table, wide = tmp_path / "table.svg", tmp_path / "wide.svg"
+    run(["ce", *SEED, "--export", str(table)], COLUMNS=str(columns))
+    assert abs(columns_of(table) - columns) <= 2
+    run(["ce", *SEED, "--reduction", "none", "--explain", "--export", str(wide)], COLUMNS="20")
+    drawn = run(["ce", *SEED, "--reduction", "none", "--explain"], COLUMNS="20")
+    assert abs(columns_of(wide) - max(cell_len(line) for line in drawn.splitlines())) <= 2
+
+
 def test_export_refuses_unknown_formats_and_warns_with_json(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["ce", *SEED, "--export", str(tmp_path / "x.pdf")])
     assert result.exit_code == 2 and "--export" in result.output
