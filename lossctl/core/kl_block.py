@@ -86,7 +86,8 @@ def _chunk(
         soft_r, soft_o, kl_all, back = kl_pieces64(x, y, other_soft, reverse, fast, log_probs)
     k = min(TOP_K, ref.shape[1])
     rank_r, rank_o = (ref, oth) if ref.dtype.kind == "f" else (x, y)  # the same order
-    overlaps = top_overlap(rank_r, rank_o, k)
+    known = (soft_r.maximum, None if soft_o is None else soft_o.maximum)  # NaN: NaN max
+    overlaps = top_overlap(rank_r, rank_o, k, known)
     if overlaps is None:  # NaN in the chunk: the reference ranking
         overlaps = (top_members(x, k) & top_members(y, k)).sum(axis=1)
     top_o = np.argmax(rank_o, axis=1) if soft_o is None else soft_o.top  # same first argmax

@@ -233,7 +233,6 @@ def stream_kl(
     reverse: KLStats | None = None
     out = np.empty(count) if per_position else None
 
-
     def work(start: int, stop: int) -> _Done:
         x, y = rows_r.block(start, stop), rows_o.block(start, stop)
         lb = None if flat_labels is None else flat_labels[start:stop]
