@@ -52,11 +52,28 @@ class RowValues:
         return RowValues(*(cat(name) for name in RowValues.__dataclass_fields__))
 
 
-def single_precision(
-    ref: npt.NDArray[Any], oth: npt.NDArray[Any], fast: bool, log_probs: bool, precision: str
-) -> bool:
-    """Whether the block goes by the float32 form (``precision="auto"``, float32 inputs)."""
-    return fast and not log_probs and precision == "auto" and eligible(ref, oth)
+@dataclass(frozen=True)
+class KernelOptions:
+    """How a block is computed: ``single`` (the float32 form, :func:`kernel_options`),
+    ``fast`` (the fast float64 KL, else the reference), ``log_probs``, ``reverse``."""
+
+    single: bool
+    fast: bool
+    log_probs: bool
+    reverse: bool
+
+
+def kernel_options(
+    ref: npt.NDArray[Any], oth: npt.NDArray[Any], precision: str, *, fast: bool, **flags: bool
+) -> KernelOptions:
+    """The options of a block (``flags``: ``log_probs``, ``reverse``); ``single`` when
+    ``fast``, not ``log_probs``, ``precision="auto"`` and both inputs are float32."""
+    log_probs, reverse = flags.get("log_probs", False), flags.get("reverse", False)
+    single = fast and not log_probs and precision == "auto" and eligible(ref, oth)
+    return KernelOptions(single, fast, log_probs, reverse)
+
+
+Counted = tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]  # rows kept, their labels
 
 
 def _wide(rows: npt.NDArray[Any], name: str) -> FloatArray:
@@ -68,22 +85,17 @@ def _wide(rows: npt.NDArray[Any], name: str) -> FloatArray:
     return out
 
 
-def _chunk(
-    ref: npt.NDArray[Any],
-    oth: npt.NDArray[Any],
-    labels: npt.NDArray[np.int64] | None,
-    keep: npt.NDArray[np.bool_] | None,
-    options: tuple[bool, bool, bool, bool],
-) -> RowValues:
-    """The values of one chunk (``labels`` are those of its counted rows ``keep``)."""
-    single, fast, log_probs, reverse = options
-    other_soft = labels is not None or reverse
-    if single:
+def _chunk(ref: Any, oth: Any, counted: Counted | None, options: KernelOptions) -> RowValues:
+    """The values of one chunk (``counted``: its kept rows and their labels)."""
+    other_soft = counted is not None or options.reverse
+    if options.single:
         x, y = ref, oth
-        soft_r, soft_o, kl_all, back = kl_pieces32(x, y, other_soft, reverse)
+        soft_r, soft_o, kl_all, back = kl_pieces32(x, y, other_soft, options.reverse)
     else:
         x, y = _wide(ref, "ref64"), _wide(oth, "other64")
-        soft_r, soft_o, kl_all, back = kl_pieces64(x, y, other_soft, reverse, fast, log_probs)
+        soft_r, soft_o, kl_all, back = kl_pieces64(
+            x, y, other_soft, options.reverse, options.fast, options.log_probs
+        )
     k = min(TOP_K, ref.shape[1])
     rank_r, rank_o = (ref, oth) if ref.dtype.kind == "f" else (x, y)  # the same order
     known = (soft_r.maximum, None if soft_o is None else soft_o.maximum)  # NaN: NaN max
@@ -93,38 +105,34 @@ def _chunk(
     top_o = np.argmax(rank_o, axis=1) if soft_o is None else soft_o.top  # same first argmax
     same = soft_r.top == top_o
     nll_r = nll_o = None
-    if labels is not None and keep is not None and soft_o is not None:
-        nll_r, nll_o = soft_r.nll(labels, keep), soft_o.nll(labels, keep)
+    if counted is not None and soft_o is not None:
+        nll_r, nll_o = soft_r.nll(counted[1], counted[0]), soft_o.nll(counted[1], counted[0])
     return RowValues(kl_all, np.asarray(overlaps, np.intp), same, back, nll_r, nll_o)
 
 
 def row_values(
     ref: npt.NDArray[Any],
     oth: npt.NDArray[Any],
-    keep: npt.NDArray[np.bool_] | None,
-    labels: npt.NDArray[np.int64] | None,
-    *,
-    options: tuple[bool, bool, bool, bool],
+    counted: Counted | None,
+    options: KernelOptions,
     chunk_bytes: int = CHUNK_BYTES,
 ) -> RowValues:
-    """:class:`RowValues` of (M, C) rows ``ref``, ``oth`` (as stored), chunk by chunk;
-    ``labels`` are the counted rows' (``keep``); ``options`` = (single, fast, log_probs,
-    reverse), ``single`` from :func:`single_precision`."""
+    """:class:`RowValues` of (M, C) rows ``ref``, ``oth`` (as stored), ``chunk_bytes`` at a
+    time; ``counted``: the rows kept (label != ignore_index) and their labels."""
     count, classes = ref.shape
     itemsize = max(ref.dtype.itemsize, oth.dtype.itemsize)
     step = max(1, chunk_bytes // max(1, classes * itemsize))
     if count <= step:
-        return _chunk(ref, oth, labels, keep, options)
-    before = None if keep is None else np.concatenate(([0], np.cumsum(keep)))
+        return _chunk(ref, oth, counted, options)
+    before = None if counted is None else np.concatenate(([0], np.cumsum(counted[0])))
     parts = []
     for start in range(0, count, step):
         stop = min(count, start + step)
-        part_keep = part_labels = None
-        if keep is not None and labels is not None and before is not None:
-            part_keep = keep[start:stop]
-            part_labels = labels[before[start] : before[stop]]
-        parts.append(_chunk(ref[start:stop], oth[start:stop], part_labels, part_keep, options))
+        part = None
+        if counted is not None and before is not None:
+            part = (counted[0][start:stop], counted[1][before[start] : before[stop]])
+        parts.append(_chunk(ref[start:stop], oth[start:stop], part, options))
     return RowValues.joined(parts)
 
 
-__all__ = ["CHUNK_BYTES", "TOP_K", "RowValues", "row_values", "single_precision"]
+__all__ = ["CHUNK_BYTES", "TOP_K", "KernelOptions", "RowValues", "kernel_options", "row_values"]

@@ -44,7 +44,7 @@ import numpy.typing as npt
 
 from lossctl.core.exactsum import ZERO, ExactSum, exact_sum
 from lossctl.core.kl import paired_rows
-from lossctl.core.kl_block import CHUNK_BYTES, TOP_K, row_values, single_precision
+from lossctl.core.kl_block import CHUNK_BYTES, TOP_K, kernel_options, row_values
 from lossctl.core.kl_fast import checked_labels
 from lossctl.core.losses import DEFAULT_IGNORE_INDEX, FloatArray
 from lossctl.core.spec import Precision
@@ -395,8 +395,9 @@ def block_stats(
     if ref.dtype.kind not in "iuf" or oth.dtype.kind not in "iuf":
         ref, oth = np.asarray(ref, dtype=np.float64), np.asarray(oth, dtype=np.float64)
     keep, label_array = checked_labels(labels, ref.shape[0], classes, ignore_index)
-    options = (single_precision(ref, oth, fast, log_probs, precision), fast, log_probs, reverse)
-    rows = row_values(ref, oth, keep, label_array, options=options, chunk_bytes=chunk_bytes)
+    options = kernel_options(ref, oth, precision, fast=fast, log_probs=log_probs, reverse=reverse)
+    counted = None if keep is None or label_array is None else (keep, label_array)
+    rows = row_values(ref, oth, counted, options, chunk_bytes)
     kl_all, kl, overlaps, same_rows, back = rows.kl, rows.kl, rows.overlaps, rows.same, rows.back
     if keep is not None:
         kl, overlaps, same_rows = kl[keep], overlaps[keep], same_rows[keep]
