@@ -13,8 +13,7 @@ computed fewer times.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -27,8 +26,7 @@ TOP_K = 5
 CHUNK_BYTES = 1 << 20  # input bytes per kernel chunk (at least one row)
 
 
-@dataclass(frozen=True)
-class RowValues:
+class RowValues(NamedTuple):
     """Per-row results of a block: ``kl``, ``overlaps``, ``same`` and ``back`` for every
     row (``back`` with ``reverse`` only), the NLLs for the counted rows (with labels)."""
 
@@ -49,11 +47,10 @@ class RowValues:
             pieces = [getattr(part, name) for part in parts]
             return None if pieces[0] is None else np.concatenate(pieces)
 
-        return RowValues(*(cat(name) for name in RowValues.__dataclass_fields__))
+        return RowValues(*(cat(name) for name in RowValues._fields))
 
 
-@dataclass(frozen=True)
-class KernelOptions:
+class KernelOptions(NamedTuple):
     """How a block is computed: ``single`` (the float32 form, :func:`kernel_options`),
     ``fast`` (the fast float64 KL, else the reference), ``log_probs``, ``reverse``."""
 
