@@ -2,8 +2,9 @@
 
 Whole processes (start-up included), as a user runs them: wall time, CPU time (user +
 system, all threads) and peak RSS (the child's ``ru_maxrss``) of each, the two taking
-turns ``--repeat`` times (median shown), and kl's throughput in positions/s and input
-MB/s. Asserts nothing.
+turns ``--repeat`` times (median shown), kl's throughput in positions/s and input MB/s,
+and the 1-minute load average before and after (on a shared machine the figures depend on
+it). Asserts nothing.
 
     .venv/bin/python benchmarks/bench_kl.py                       # 2 x 150 MB float32
     .venv/bin/python benchmarks/bench_kl.py --rows 250000 --classes 1000   # 2 x 1 GB
@@ -91,7 +92,7 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in commands}
         peaks: dict[str, list[float]] = {name: [] for name in commands}
         cpus: dict[str, list[float]] = {name: [] for name in commands}
-        started = time.perf_counter()
+        started, load = time.perf_counter(), os.getloadavg()[0]
         for _ in range(options.repeat):
             for name, args in commands.items():
                 seconds, peak, cpu = run(args, options.baseline if name == "kl baseline" else None)
@@ -100,7 +101,8 @@ def main() -> None:
                 cpus[name].append(cpu)
         print(
             f"{options.rows} x {options.classes} float32, {mb:.0f} MB per file, "
-            f"median of {options.repeat} ({time.perf_counter() - started:.0f} s in all)"
+            f"median of {options.repeat} ({time.perf_counter() - started:.0f} s in all), "
+            f"load average {load:.2f} before, {os.getloadavg()[0]:.2f} after"
         )
         print(f"{'command':<14}{'wall s':>9}{'CPU s':>8}{'peak RSS MB':>13}{'input MB/s':>12}")
         for name in commands:

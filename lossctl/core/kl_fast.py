@@ -169,7 +169,8 @@ def _phi_weighted_sum(e: FloatArray, terms: FloatArray) -> FloatArray:
     bound = float(min(max(high.max(), -low.min()), _POLY_LIMIT))
     if outside is not None:  # the few values beyond the polynomial's range, evaluated directly
         values = outside[2]
-        outside = (outside[0], outside[1], np.expm1(-values) + values)
+        with np.errstate(over="ignore"):  # e < -709: the row is redone by the reference
+            outside = (outside[0], outside[1], np.expm1(-values) + values)
         np.clip(e, -_POLY_LIMIT, _POLY_LIMIT, out=e)
     series: FloatArray = scratch("series", e.shape)
     horner(series, e, poly_degree(bound), _CACHE_VALUES)
@@ -322,15 +323,20 @@ def top_members(rows: FloatArray, k: int) -> npt.NDArray[np.bool_]:
 
 
 def top_overlap(
-    ref: npt.NDArray[Any], oth: npt.NDArray[Any], k: int
+    ref: npt.NDArray[Any],
+    oth: npt.NDArray[Any],
+    k: int,
+    maxima: tuple[FloatArray | None, FloatArray | None] = (None, None),
 ) -> npt.NDArray[np.intp] | None:
-    """|top-k ref ∩ top-k other| per row, or None when a NaN needs the reference ranking."""
+    """|top-k ref ∩ top-k other| per row, or None when a NaN needs the reference ranking;
+    ``maxima``: the rows' first-argmax values where known (NaN when a row holds one)."""
     count, classes = ref.shape
     if count == 0 or k == classes:
         return np.full(count, k, dtype=np.intp)
     with np.errstate(invalid="ignore"):
-        if np.isnan(ref.max()) or np.isnan(oth.max()):
-            return None
+        for rows, known in zip((ref, oth), maxima, strict=True):
+            if np.isnan(rows.max() if known is None else known.max()):
+                return None
     if classes >= 2 ** (_FOLDS + 2) * k:  # wide rows: rank only the values above a bound
         a, b = _top_columns(ref, k), _top_columns(oth, k)
         return np.asarray((a[:, :, None] == b[:, None, :]).sum(axis=(1, 2)), dtype=np.intp)

@@ -44,8 +44,8 @@ import numpy.typing as npt
 
 from lossctl.core.exactsum import ZERO, ExactSum, exact_sum
 from lossctl.core.kl import paired_rows
-from lossctl.core.kl_fast import checked_labels, kl_pieces64, top_members, top_overlap
-from lossctl.core.kl_fast32 import eligible, kl_pieces32
+from lossctl.core.kl_block import CHUNK_BYTES, TOP_K, kernel_options, row_values
+from lossctl.core.kl_fast import checked_labels
 from lossctl.core.losses import DEFAULT_IGNORE_INDEX, FloatArray
 from lossctl.core.spec import Precision
 from lossctl.errors import InputError
@@ -55,7 +55,6 @@ LOG_BINS_PER_OCTAVE = 64
 LOG_PRECISION = 2.0 ** (1 / (2 * LOG_BINS_PER_OCTAVE)) - 1.0  # 0.00543
 DELTA_BINS = 2048  # width 2**-10 over [-1, 1]
 DELTA_PRECISION = 2.0**-11
-TOP_K = 5
 FORMAT = "lossctl.kl_stats/1"
 _EDGES = 2.0 ** (np.arange(LOG_BINS_PER_OCTAVE) / LOG_BINS_PER_OCTAVE)  # in [1, 2)
 _KEY_MIN = -1075 * LOG_BINS_PER_OCTAVE
@@ -372,8 +371,8 @@ def block_stats(
     log_probs: bool = False,
     reverse: bool = False,
     fast: bool = False,
-    raw: tuple[npt.NDArray[Any], npt.NDArray[Any]] | None = None,
     precision: Precision = "float64",
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> tuple[KLStats, FloatArray, FloatArray | None]:
     """:func:`kl_block_stats`, the KL of every row (ignored labels too) and, with
     ``reverse``, KL(P_other || P_ref) of the counted rows; one log-softmax per input.
@@ -381,11 +380,10 @@ def block_stats(
     ``fast``: the KL by :func:`~lossctl.core.kl_fast.fast_kl` (within its bound of the
     reference ``kl_rows``), with ``precision="auto"`` and float32 rows by the float32 form of
     :mod:`lossctl.core.kl_fast32` (its bound; the NLLs as ``lossctl ce`` computes them).
+    The rows are taken as stored and computed ``chunk_bytes`` at a time
+    (:func:`~lossctl.core.kl_block.row_values`); the statistics once for the block.
     """
     ref, oth = np.asarray(ref_rows), np.asarray(other_rows)
-    single = fast and not log_probs and precision == "auto" and eligible(ref, oth)
-    if not single:
-        ref, oth = np.asarray(ref, dtype=np.float64), np.asarray(oth, dtype=np.float64)
     if ref.ndim != 2 or ref.shape != oth.shape:
         raise InputError(
             f"a block needs two (positions, classes) arrays of one shape, got "
@@ -394,31 +392,22 @@ def block_stats(
     classes = ref.shape[1]
     if classes == 0:
         raise InputError("the logits have no classes")
+    if ref.dtype.kind not in "iuf" or oth.dtype.kind not in "iuf":
+        ref, oth = np.asarray(ref, dtype=np.float64), np.asarray(oth, dtype=np.float64)
     keep, label_array = checked_labels(labels, ref.shape[0], classes, ignore_index)
-    other_soft = labels is not None or reverse
-    if single:
-        soft_r, soft_o, kl_all, back = kl_pieces32(ref, oth, other_soft, reverse)
-        raw = (ref, oth)
-    else:
-        soft_r, soft_o, kl_all, back = kl_pieces64(ref, oth, other_soft, reverse, fast, log_probs)
-    k = min(TOP_K, classes)
-    rank_r, rank_o = (ref, oth) if raw is None or raw[0].dtype.kind != "f" else raw
-    overlaps = top_overlap(rank_r, rank_o, k)
-    if overlaps is None:  # NaN in the block: the reference ranking
-        overlaps = (top_members(ref, k) & top_members(oth, k)).sum(axis=1)
-    top_o = np.argmax(rank_o, axis=1) if soft_o is None else soft_o.top  # same first argmax
-    same_rows = soft_r.top == top_o
-    kl = kl_all
+    options = kernel_options(ref, oth, precision, fast=fast, log_probs=log_probs, reverse=reverse)
+    counted = None if keep is None or label_array is None else (keep, label_array)
+    rows = row_values(ref, oth, counted, options, chunk_bytes)
+    kl_all, kl, overlaps, same_rows, back = rows.kl, rows.kl, rows.overlaps, rows.same, rows.back
     if keep is not None:
         kl, overlaps, same_rows = kl[keep], overlaps[keep], same_rows[keep]
         back = None if back is None else back[keep]
     stats = KLStats(
         classes, int(kl.size), Moments.of(kl), int(np.count_nonzero(same_rows)), int(overlaps.sum())
     )
-    if label_array is None or keep is None or soft_o is None:
+    nll_r, nll_o = rows.nll_r, rows.nll_o
+    if label_array is None or keep is None or nll_r is None or nll_o is None:
         return stats, kl_all, back
-    nll_r = soft_r.nll(label_array, keep)
-    nll_o = soft_o.nll(label_array, keep)
     with np.errstate(over="ignore", invalid="ignore"):
         delta = np.exp(-nll_o) - np.exp(-nll_r)
     ok = np.isfinite(nll_r) & np.isfinite(nll_o)

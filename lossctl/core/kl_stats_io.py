@@ -13,12 +13,12 @@ from dataclasses import fields
 from typing import Any
 
 from lossctl.core.exactsum import ExactSum, parse_exact
+from lossctl.core.kl_block import TOP_K
 from lossctl.core.kl_stats import (
     _KEY_MAX,
     _KEY_MIN,
     DELTA_BINS,
     FORMAT,
-    TOP_K,
     Bins,
     KLStats,
     LabelSums,

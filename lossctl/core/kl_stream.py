@@ -1,7 +1,8 @@
 """One blocked pass over two models' outputs (and labels): KL statistics in bounded memory.
 
-:func:`stream_kl` reads both inputs ``BLOCK_BYTES`` (1 MiB) of rows at a time, feeds
-:func:`~lossctl.core.kl_stats.block_stats` — two float32 inputs as stored, by the float32
+:func:`stream_kl` reads both inputs ``UNIT`` (8) blocks of ``BLOCK_BYTES`` (1 MiB) of rows
+at a time, feeds :func:`~lossctl.core.kl_stats.block_stats` — which runs the kernel one
+block at a time and summarises the unit once — two float32 inputs as stored, by the float32
 form of :mod:`lossctl.core.kl_fast32` (``precision="auto"``), anything else converted to
 float64 one block at a time, by the fast KL of :mod:`lossctl.core.kl_fast` (each within
 its documented bound of ``kl_logits``) — and merges
@@ -33,7 +34,6 @@ import numpy.typing as npt
 
 from lossctl.core.kernels import shared_pool
 from lossctl.core.kl import check_same_shape
-from lossctl.core.kl_fast import scratch
 from lossctl.core.kl_stats import (
     DELTA_PRECISION,
     LOG_PRECISION,
@@ -51,6 +51,7 @@ from lossctl.core.threads import default_workers
 from lossctl.errors import InputError
 
 BLOCK_BYTES = 1 << 20
+UNIT = 8  # blocks per work unit: the statistics (exact sums, histograms) once per unit
 BlockObserver = Callable[[npt.NDArray[Any], npt.NDArray[Any]], None]
 
 
@@ -124,18 +125,12 @@ class _Rows:
         self.flat = self.moved.reshape(self.count, classes) if contiguous else None
         self.mapping = _mapping_of(array)
 
-    def block(self, start: int, stop: int, as_stored: bool) -> tuple[npt.NDArray[Any], Any]:
-        """Rows ``start:stop`` as stored (a view when contiguous) and as float64 (as stored
-        too with ``as_stored``: the float32 form reads them in place)."""
+    def block(self, start: int, stop: int) -> npt.NDArray[Any]:
+        """Rows ``start:stop`` as stored (a view when contiguous)."""
         if self.flat is not None:
-            raw = self.flat[start:stop]
-        else:  # a strided view (class axis not last, or --shift): gather these rows only
-            raw = self.moved[np.unravel_index(np.arange(start, stop), self.positions)]
-        if as_stored:
-            return raw, raw
-        rows: FloatArray = scratch(self.name, raw.shape)  # reused: nothing escapes a block
-        np.copyto(rows, raw, casting="unsafe")
-        return raw, rows
+            return self.flat[start:stop]
+        # a strided view (class axis not last, or --shift): gather these rows only
+        return self.moved[np.unravel_index(np.arange(start, stop), self.positions)]
 
     def release(self) -> None:
         """Drop the mapped pages read so far from the resident set (they stay cached)."""
@@ -238,26 +233,23 @@ def stream_kl(
     reverse: KLStats | None = None
     out = np.empty(count) if per_position else None
 
-    single = precision == "auto" and not log_probs and ref.dtype == oth.dtype == np.float32
-
     def work(start: int, stop: int) -> _Done:
-        xr, x = rows_r.block(start, stop, single)
-        yr, y = rows_o.block(start, stop, single)
+        x, y = rows_r.block(start, stop), rows_o.block(start, stop)
         lb = None if flat_labels is None else flat_labels[start:stop]
         part = block_stats(
             x,
             y,
             lb,
             ignore_index=ignore_index,
-            raw=(xr, yr),
             fast=True,
             log_probs=log_probs,
             reverse=both_directions,
             precision=precision,
+            chunk_bytes=block_bytes,
         )
-        return xr, yr, part
+        return x, y, part
 
-    for start, stop, (x, y, (part, values, backward)) in _in_order(work, count, step):
+    for start, stop, (x, y, (part, values, backward)) in _in_order(work, count, step * UNIT):
         if observe is not None:
             observe(x, y)
         total = part if total is None else merge(total, part)

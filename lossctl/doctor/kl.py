@@ -87,7 +87,7 @@ class KLInputCheck:
                 lse = _logsumexp(np.asarray(rows, dtype=np.float64))
                 bad = np.isfinite(lse) & (np.abs(lse) > LSE_TOLERANCE)
                 tally.add(bad, lse, offset)
-            elif rows.size:
+            elif rows.size and tally.probability_like == offset:  # else decided: no finding
                 with np.errstate(invalid="ignore"):  # NaN: neither >= 0 nor <= 1
                     in_unit = np.flatnonzero((rows.min(axis=1) >= 0) & (rows.max(axis=1) <= 1))
                     sums = np.asarray(rows[in_unit], dtype=np.float64).sum(axis=1)

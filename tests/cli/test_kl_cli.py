@@ -427,5 +427,5 @@ def test_bounded_memory_on_two_memory_mapped_files(large_tmp: Path) -> None:
         check=True,
     )
     peak_mb = int(proc.stdout) / 1024  # Linux: kilobytes
-    # measured about 90 MB (interpreter, NumPy, rich and 1 MiB blocks) for 286 MB of inputs
+    # measured 94 MB (interpreter, NumPy, rich, units of 8 blocks of 1 MiB) for 286 MB of inputs
     assert peak_mb < 160, f"peak RSS {peak_mb:.0f} MB for {total_mb:.0f} MB of inputs"
