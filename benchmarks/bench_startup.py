@@ -13,6 +13,12 @@ another checkout, e.g. the previous commit (``git archive HEAD~1 | tar -x -C DIR
 same alternation: run in DIR, whose ``lossctl`` ``python -m`` then finds first (a
 ``PYTHONPATH`` would not do: ``-m`` puts the working directory before it).
 Nothing is asserted: machines are noisy; the ratio is the figure to read.
+
+``--instructions`` counts instead the instructions each command executes, once each under
+valgrind's callgrind (``apt install valgrind``; about 15 s a command): a figure that does
+not depend on the machine's load. It runs every command with ``OPENBLAS_NUM_THREADS=1``,
+as lossctl's entry point does: NumPy's import otherwise starts a thread per core in the
+baseline that spins, which valgrind counts unpredictably.
 """
 
 from __future__ import annotations
@@ -58,10 +64,31 @@ def time_once(command: list[str], cwd: Path) -> tuple[float, float]:
     return wall, cpu
 
 
+def instructions(command: list[str], cwd: Path) -> int:
+    """The instructions ``command`` executes (callgrind's total), bytecode written first."""
+    subprocess.run(command, cwd=cwd, env=ENV, check=True, capture_output=True)
+    env = {**ENV, "OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    proc = subprocess.run(
+        [*valgrind, *command], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    )
+    total = proc.stderr.rsplit("refs:", 1)[1].split()[0]
+    return int(total.replace(",", ""))
+
+
+def count_instructions(commands: dict[str, tuple[list[str], Path]]) -> None:
+    counts = {name: instructions(command, cwd) for name, (command, cwd) in commands.items()}
+    base = counts[next(iter(counts))]
+    print(f"{'command':44} {'instructions':>14} {'ratio':>6}")
+    for name, count in counts.items():
+        print(f"{name:44} {count / 1e6:12.0f} M {count / base:5.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--other", help="another checkout whose `lossctl ce` to time too")
+    parser.add_argument("--instructions", action="store_true", help="count, under valgrind")
     args = parser.parse_args()
     commands = {name: (command, ROOT) for name, command in COMMANDS.items()}
     if args.other:
@@ -69,6 +96,9 @@ def main() -> None:
             COMMANDS["lossctl ce (seed example)"],
             Path(args.other).resolve(),
         )
+    if args.instructions:
+        count_instructions(commands)
+        return
     for command, cwd in commands.values():  # warm the file cache, write the bytecode
         time_once(command, cwd)
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}

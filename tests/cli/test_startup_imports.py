@@ -5,6 +5,7 @@ the merge machinery only for merged results, and no thread pool starts on a smal
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +98,41 @@ def test_the_start_up_path_defines_no_other_dataclass(extra: list[str]) -> None:
     assert report["code"] == 0
     assert report["dataclasses"], "the probe finds none: it no longer sees lossctl's classes"
     assert set(report["dataclasses"]) <= DATACLASSES_AT_START, report["dataclasses"]  # type: ignore[arg-type]
+
+
+THREADS_PROBE = """
+import atexit, json, os, sys
+def report():
+    print(json.dumps({"threads": len(os.listdir("/proc/self/task")),
+                      "blas": os.environ.get("OPENBLAS_NUM_THREADS")}), file=sys.stderr)
+atexit.register(report)
+sys.argv[0] = "lossctl"
+from lossctl.__main__ import main
+main()
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="threads counted in /proc/self/task")
+@pytest.mark.parametrize("given", [None, "2"])
+def test_the_entry_point_starts_one_blas_thread_unless_told(given: str | None) -> None:
+    """NumPy's import starts an OpenBLAS thread per core, which spins on a small input;
+    lossctl calls no BLAS routine, so its entry point asks for one (a user's
+    OPENBLAS_NUM_THREADS is kept)."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    proc = subprocess.run(
+        [sys.executable, "-c", THREADS_PROBE, "ce", LOGITS, LABELS],
+        capture_output=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    report = json.loads(proc.stderr.decode().splitlines()[-1])
+    assert report["blas"] == (given or "1")
+    if given is None:
+        assert report["threads"] == 1  # the main thread only
 
 
 @pytest.mark.parametrize(

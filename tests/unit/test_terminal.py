@@ -151,7 +151,7 @@ def test_an_export_is_as_wide_as_the_terminal_or_its_widest_table(
     """The SVG's width is that of the terminal (a table drawn at its natural width in one
     pass, e.g. ce's, records no width of its own), else the widest table's."""
 
-    def columns_of(svg: Path) -> int:  # rich draws a character 0.61 × 20 px wide
+    def columns_of(svg: Path) -> int:  # rich draws a character 0.61 x 20 px wide
         width = float(ET.parse(svg).getroot().attrib["viewBox"].split()[2])
         return round((width - 40) / 12.2)
 
