@@ -53,8 +53,8 @@ def emit_document(document: dict[str, Any], output: OutputOptions, array: Any = 
             array = document.get("result", document.get("loss"))
         write_result(output.path, document, array)
         return
-    from lossctl.io.atomic import json_for_encoding
     from lossctl.io.documents import dumps
+    from lossctl.io.encoding import json_for_encoding
 
     write_stdout(json_for_encoding(dumps(document), stdout_encoding()))
 

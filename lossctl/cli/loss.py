@@ -353,7 +353,6 @@ def loss_checks(
     """
     from lossctl.core.losses import axis_warnings
     from lossctl.doctor import NEG_INF_CODES, FindingCode, ReasonCode, diagnose, nonfinite_reason
-    from lossctl.render.messages import message, reason_message
 
     spec = result.spec
     findings = [
@@ -373,15 +372,18 @@ def loss_checks(
     ]
     codes = {finding.code for finding in findings}
     kept = [] if FindingCode.AMBIGUOUS_CLASS_AXIS in codes else axis_warnings(result)
-    kept += [message(finding) for finding in findings]
     reason = nonfinite_reason(result, values.array)
     explained_already = FindingCode.ALL_IGNORED in codes or (
         reason is not None
         and reason.code == ReasonCode.INPUT_HAS_NEGINF
         and bool(codes & NEG_INF_CODES)
     )
-    if reason is not None and not explained_already:
-        kept.append(reason_message(reason))
+    if findings or reason is not None:  # the words: loaded only when there is something to say
+        from lossctl.render.messages import message, reason_message
+
+        kept += [message(finding) for finding in findings]
+        if reason is not None and not explained_already:
+            kept.append(reason_message(reason))
     checks = LossChecks(findings=findings, shift=extras.shift)
     if extras.grad:
         from lossctl.core.grad import grad_from_result

@@ -162,7 +162,7 @@ def prepare_streams() -> None:
     """Make stdout and stderr unable to fail on encoding (``LANG=C``, odd file names)."""
     import io
 
-    from lossctl.io.atomic import UNENCODABLE
+    from lossctl.io.encoding import UNENCODABLE
 
     if sys.stderr is None:  # started with stderr closed (2>&-)
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives until exit

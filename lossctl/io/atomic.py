@@ -1,4 +1,4 @@
-"""Safe output: atomic result files (``--output``) and text that any terminal can take.
+"""Safe output: atomic result files (``--output``).
 
 ``--output FILE`` writes the result to ``FILE``: the array as NumPy ``.npy`` when the
 name ends in ``.npy``, otherwise the JSON document that ``--json`` prints. The file
@@ -22,24 +22,20 @@ one-line message.
 
 from __future__ import annotations
 
-import codecs
 import contextlib
-import json
 import os
-import re
 import signal
 import stat
 from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 from lossctl.errors import LossctlError
+from lossctl.io.encoding import json_for_encoding
 
 __all__ = [
-    "UNENCODABLE",
     "OutputError",
     "check_output_path",
     "is_npy_path",
-    "json_for_encoding",
     "write_atomic",
     "write_result",
 ]
@@ -260,59 +256,3 @@ def _sync_directory(directory: str) -> None:
 
 def _reason(error: OSError) -> str:
     return error.strerror or str(error)
-
-
-# ---------------------------------------------------------------- text encodings
-
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
-
-
-def json_for_encoding(text: str, encoding: str | None) -> str:
-    """``text`` (a JSON document) made encodable in ``encoding``.
-
-    Characters outside JSON's syntax only occur inside strings, so any character the
-    encoding cannot take is replaced by its JSON escape (``\\u00e9``, surrogate pairs
-    beyond the BMP; lone surrogates from undecodable file names stay ``\\udcff``):
-    the document stays valid and means the same.
-    """
-    try:
-        text.encode(encoding or "utf-8")
-    except (UnicodeEncodeError, LookupError):
-        return _NON_ASCII.sub(lambda match: json.dumps(match.group())[1:-1], text)
-    return text
-
-
-UNENCODABLE = "lossctl-replace"
-"""A codec error handler for stdout/stderr: surrogates from undecodable bytes (file
-names) go back to those bytes, like ``surrogateescape``; other characters the stream
-cannot encode get an ASCII stand-in (``…`` -> ``...``, ``Σ`` -> ``sum``) or ``?``."""
-
-_ASCII_STAND_INS = {
-    "…": "...",
-    "Σ": "sum",
-    "·": "*",
-    "ε": "eps",
-    "\u00d7": "x",  # multiplication sign
-    "\u2212": "-",  # minus sign
-    "≤": "<=",
-    "≥": ">=",
-    "≠": "!=",
-    "→": "->",
-    "←": "<-",
-    "─": "-",
-    "│": "|",
-    "—": "--",
-    "\u2013": "-",  # en dash
-}
-
-
-def _replace_unencodable(error: UnicodeError) -> tuple[str | bytes, int]:
-    if not isinstance(error, UnicodeEncodeError):
-        raise error
-    chunk = error.object[error.start : error.end]
-    if all("\udc80" <= char <= "\udcff" for char in chunk):
-        return bytes(ord(char) - 0xDC00 for char in chunk), error.end
-    return "".join(_ASCII_STAND_INS.get(char, "?") for char in chunk), error.end
-
-
-codecs.register_error(UNENCODABLE, _replace_unencodable)

@@ -13,7 +13,7 @@ from tests.helpers import leftovers
 
 
 def test_json_for_encoding_keeps_the_document_valid() -> None:
-    from lossctl.io.atomic import json_for_encoding
+    from lossctl.io.encoding import json_for_encoding
 
     text = json.dumps({"input": "données\udcff.json", "x": [1.5]}, ensure_ascii=False)
     assert "\\udcff" in json_for_encoding(text, "utf-8")  # a lone surrogate: escaped
@@ -25,7 +25,7 @@ def test_json_for_encoding_keeps_the_document_valid() -> None:
 
 
 def test_unencodable_handler() -> None:
-    from lossctl.io.atomic import UNENCODABLE
+    from lossctl.io.encoding import UNENCODABLE
 
     assert "Σ w … ε·x".encode("ascii", UNENCODABLE) == b"sum w ... eps*x"
     assert "a\udcffb".encode("utf-8", UNENCODABLE) == b"a\xffb"
