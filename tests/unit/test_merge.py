@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -14,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lossctl import loss_result
-from lossctl.core.exactsum import exact_sum, parse_exact
+from lossctl.core.exactsum import ZERO, ExactSum, exact_sum, parse_exact
 from lossctl.core.merge import merge_partials
 from lossctl.errors import InputError
 from lossctl.io.documents import dumps, loss_document, partial_from_document
@@ -50,6 +51,16 @@ def test_exact_sum_rounds_once_and_overflows_to_inf() -> None:
 def test_exact_sum_refuses_non_finite_values() -> None:
     assert exact_sum(np.array([1.0, np.nan])) is None
     assert exact_sum(np.array([np.inf])) is None
+
+
+def test_an_exact_sum_is_an_immutable_value() -> None:
+    a, b = exact_sum(np.array([0.1, 0.2])), exact_sum(np.array([0.2, 0.1]))
+    assert a is not None and b is not None
+    assert a == b and hash(a) == hash(b) and a != ExactSum(a.mantissa, a.exponent + 1)
+    assert pickle.loads(pickle.dumps(a)) == a  # as Dask sends it to and from workers
+    assert a + ZERO == a and (a + a).as_fraction() == 2 * a.as_fraction()
+    with pytest.raises(AttributeError):
+        a.mantissa = 0  # type: ignore[misc]
 
 
 def shard_documents(
