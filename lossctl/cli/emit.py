@@ -120,6 +120,10 @@ def at_natural_width(renderable: Any) -> bool:
     from rich.console import Group
     from rich.table import Table
 
+    from lossctl.render.blocks import FactsTable
+
+    if isinstance(renderable, FactsTable):
+        return True
     if isinstance(renderable, Table):
         return not renderable.expand and renderable.width is None
     if isinstance(renderable, Group):

@@ -231,7 +231,7 @@ def _score(options: ShardOptions, task: _Task) -> ShardScore:
         start, stop = task.rows
         array, target = array[start:stop], target[start:stop]
     sources = {"input": values.source, "target": labels.source, "weight": options.weight_source}
-    spec = dataclasses.replace(options.spec, class_dim=task.class_dim)
+    spec = options.spec.with_class_dim(task.class_dim)
     try:
         result = compute(spec, array, target)
     except InputError as error:

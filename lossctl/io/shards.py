@@ -8,7 +8,6 @@ with ``labels-7.npy``), not by position, whenever those parts match one to one.
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import stat
@@ -25,6 +24,9 @@ def natural_key(path: str) -> list[str | int]:
     return [int(part) if part.isdigit() else part for part in _DIGITS.split(path)]
 
 
+_GLOB_MAGIC = re.compile("[*?[]")  # glob.has_magic's test
+
+
 def expand(specs: Sequence[str]) -> list[str]:
     """Each spec as given, or its matches in natural order when it is a glob pattern.
 
@@ -33,9 +35,11 @@ def expand(specs: Sequence[str]) -> list[str]:
     """
     paths: list[str] = []
     for spec in specs:
-        if spec == "-" or os.path.exists(spec) or not glob.has_magic(spec):
+        if spec == "-" or os.path.exists(spec) or not _GLOB_MAGIC.search(spec):
             paths.append(spec)
             continue
+        import glob  # only for a pattern (0.5 ms of start-up otherwise)
+
         matches = sorted(glob.glob(spec), key=natural_key)
         if not matches and spec.lstrip().startswith("["):
             paths.append(spec)  # inline JSON, such as '[[1,2,3]]'

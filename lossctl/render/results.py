@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lossctl.core.losses import LossResult
-from lossctl.render.blocks import FirstFit
+from lossctl.render.blocks import FactsTable, FirstFit
 from lossctl.render.i18n import t, tr
 
 if TYPE_CHECKING:
@@ -254,20 +254,9 @@ def _grid_table(
     return table
 
 
-def facts_table(title: str, facts: Sequence[tuple[str, str | Text]]) -> Table:
+def facts_table(title: str, facts: Sequence[tuple[str, str | Text]]) -> FactsTable:
     """A two-column key/value table."""
-    table = Table(
-        title=title,
-        box=box.SIMPLE,
-        show_header=False,
-        title_justify="left",
-        min_width=cell_len(title) + 2,
-    )
-    table.add_column("what", style="bold")
-    table.add_column("value")
-    for name, value in facts:
-        table.add_row(name, value)
-    return table
+    return FactsTable(title, facts)
 
 
 def shape_text(shape: Sequence[int]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import warnings
 
 import mpmath
@@ -20,6 +21,7 @@ from lossctl import (
     nll_loss,
     softmax,
 )
+from lossctl.core.spec import LossSpec
 
 SEED_LOGITS = np.array([[1.1741, -0.4859], [-3.718, 1.5257], [0.0222, 0.5898]])
 SEED_LABELS = np.array([1, 2])
@@ -31,6 +33,20 @@ def test_seed_example_cross_entropy_and_nll_with_inferred_class_axis() -> None:
     result = loss_result("cross_entropy", SEED_LOGITS, SEED_LABELS)
     assert result.class_dim == 0
     assert (result.count, result.ignored, result.denominator) == (2, 0, 2.0)
+
+
+def test_a_loss_spec_is_validated_immutable_and_travels() -> None:
+    spec = LossSpec("cross_entropy", weight=[1, 2], reduction="sum", label_smoothing=0.1)
+    assert spec.weight is not None and spec.weight.dtype == np.float64
+    with pytest.raises(AttributeError):
+        spec.reduction = "mean"  # type: ignore[misc]
+    resolved = spec.with_class_dim(1)
+    assert (resolved.class_dim, resolved.reduction, spec.class_dim) == (1, "sum", None)
+    back = pickle.loads(pickle.dumps(resolved))  # as Dask sends it to workers
+    assert repr(back) == repr(resolved) and "reduction='sum'" in repr(back)
+    for bad in ({"op": "bce"}, {"weight": [1.0, np.nan]}, {"label_smoothing": 2.0}):
+        with pytest.raises(InputError):
+            LossSpec(**bad)  # type: ignore[arg-type]
 
 
 def test_seed_example_intermediate_steps() -> None:
