@@ -69,7 +69,8 @@ class FactsTable:
     of a small run's drawing time. Values are text, never markup.
 
     A table that rich would lay out differently is drawn by rich instead: no rows, a value
-    of several lines, a title wider than the columns, or less room than its width.
+    of several lines, a title wider than the columns, less room than its width, or a
+    terminal that takes only ASCII (rich draws an ASCII box there).
     """
 
     def __init__(self, title: str, facts: Sequence[tuple[str, str | Text]]) -> None:
@@ -97,9 +98,12 @@ class FactsTable:
         return table
 
     def _simple(self, options: ConsoleOptions) -> bool:
-        return options.max_width >= self.width >= cell_len(self.title) + 2 and all(
-            "\n" not in value.plain for _, value in self.facts
-        )
+        """Whether rich would lay the table out as :meth:`__rich_console__` draws it."""
+        if not self.facts or options.ascii_only or options.legacy_windows:
+            return False  # rich draws no rows differently, and an ASCII box where it must
+        if any("\n" in value.plain for _, value in self.facts):
+            return False
+        return options.max_width >= self.width >= cell_len(self.title) + 2
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         if not self._simple(options):

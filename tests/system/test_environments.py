@@ -259,7 +259,7 @@ def test_ascii_terminal_gets_ascii_and_json_stays_exact(tmp_path: Path) -> None:
     table = run_lossctl("ce", LOGITS, LABELS, "--weight", "1,2,3", env=env)
     assert table.code == 0, table.err
     table.stdout.decode("ascii")  # nothing but ASCII
-    assert "sum w over 2 counted targets" in table.stdout.decode()
+    assert "sum w[target] over 2 counted targets" in table.stdout.decode()  # not markup
     document = run_lossctl("softmax", "données.json", "--json", cwd=tmp_path, env=env)
     document.stdout.decode("ascii")
     assert document.document()["input"] == "données.json"

@@ -4,6 +4,7 @@ where rich would lay it out otherwise."""
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
@@ -22,9 +23,12 @@ CASES = [
 ]
 
 
-def drawn(renderable: object, width: int, colour: bool) -> str:
+def drawn(renderable: object, width: int, colour: bool, encoding: str = "utf-8") -> str:
     console = Console(
-        width=width, color_system="truecolor" if colour else None, force_terminal=colour
+        file=io.TextIOWrapper(io.BytesIO(), encoding=encoding),
+        width=width,
+        color_system="truecolor" if colour else None,
+        force_terminal=colour,
     )
     with console.capture() as captured:
         console.print(renderable)
@@ -40,6 +44,12 @@ def test_it_draws_what_rich_draws(title: str, facts: list, width: int, colour: b
     assert COLOUR.sub("", mine) == COLOUR.sub("", rich_s)
     if colour and width == 200 and title == "cross-entropy":
         assert "\x1b[1;32m3.2655" in mine and "\x1b[3mcross-entropy" in mine  # styles kept
+
+
+def test_an_ascii_terminal_gets_rich_ascii_box() -> None:
+    table = FactsTable(*CASES[0])
+    mine = drawn(table, 200, False, "ascii")
+    assert mine == drawn(table.table(), 200, False, "ascii") and "| loss " in mine
 
 
 def test_it_measures_its_natural_width() -> None:
