@@ -61,11 +61,16 @@ class KernelOptions(NamedTuple):
 
 
 def kernel_options(
-    ref: npt.NDArray[Any], oth: npt.NDArray[Any], precision: str, *, fast: bool, **flags: bool
+    ref: npt.NDArray[Any],
+    oth: npt.NDArray[Any],
+    precision: str,
+    *,
+    fast: bool,
+    log_probs: bool = False,
+    reverse: bool = False,
 ) -> KernelOptions:
-    """The options of a block (``flags``: ``log_probs``, ``reverse``); ``single`` when
-    ``fast``, not ``log_probs``, ``precision="auto"`` and both inputs are float32."""
-    log_probs, reverse = flags.get("log_probs", False), flags.get("reverse", False)
+    """The options of a block; ``single`` when ``fast``, not ``log_probs``,
+    ``precision="auto"`` and both inputs are float32."""
     single = fast and not log_probs and precision == "auto" and eligible(ref, oth)
     return KernelOptions(single, fast, log_probs, reverse)
 

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lossctl.errors import ReadError
+from lossctl.io.members import listing
 from lossctl.io.numbers import SPECIAL
 from lossctl.io.text import EMPTY, MAX_NDIM, count_items, decode_text, show
 
@@ -160,7 +161,8 @@ def _select_json(
     if key is not None:
         if key not in document:
             raise ReadError(
-                source, f"no key {key!r} in the JSON object; available keys: {_keys(document)}"
+                source,
+                f"no key {key!r} in the JSON object; available keys: {listing(list(document), 12)}",
             )
         shape = document.get("shape") if is_doc and key == "result" else None
         return document[key], (key,), meta, shape
@@ -176,16 +178,9 @@ def _select_json(
         return document[candidates[0]], (candidates[0],), meta, None
     raise ReadError(
         source,
-        f"the JSON object has keys {_keys(document)}; choose the array with "
+        f"the JSON object has keys {listing(list(document), 12)}; choose the array with "
         "--key NAME or FILE:NAME",
     )
-
-
-def _keys(document: dict[str, Any], limit: int = 12) -> str:
-    names = [repr(name) for name in list(document)[: limit + 1]]
-    if len(names) > limit:
-        names[limit:] = [f"... ({len(document)} in all)"]
-    return ", ".join(names)
 
 
 def _where(path: tuple[int | str, ...]) -> str:

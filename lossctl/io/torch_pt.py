@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from lossctl.errors import ReadError
 from lossctl.io.inflation import check_inflation
+from lossctl.io.members import listing
 from lossctl.io.widen import widen_bfloat16
 
 __all__ = ["is_torch_zip", "looks_like_legacy_torch", "read_pt", "read_pt_bytes", "read_pt_file"]
@@ -368,9 +369,10 @@ def _lookup(node: object, parts: list[str], failed: set[tuple[int, int]]) -> tup
     return False, None
 
 
-def _listing(found: list[tuple[str, _Tensor]], limit: int = 12) -> str:
-    shown = ", ".join(p or "<top>" for p, _ in found[:limit])
-    return shown + (f", … ({len(found)} in all)" if len(found) > limit else "")
+def _listing(found: list[tuple[str, _Tensor]]) -> str:
+    """The keys of the tensors found (``<top>``: the object itself), as the other formats list
+    their members."""
+    return listing([path or "<top>" for path, _ in found], 12)
 
 
 def _select(obj: object, key: str | None, source: str) -> _Tensor:

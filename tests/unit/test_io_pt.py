@@ -343,12 +343,12 @@ def test_not_torch_files(tmp_path: Path) -> None:
 
 def test_keys_select_and_explain() -> None:
     nested = (DATA / "nested.pt").read_bytes()
-    refused(nested, "several tensors", "out.logits, out.aux.0, out.aux.1")
+    refused(nested, "several tensors", "'out.logits', 'out.aux.0', 'out.aux.1'")
     refused(nested, "no key 'out.nope'", "out.logits", key="out.nope")
     refused(nested, "no key 'out.aux.2'", key="out.aux.2")
     refused(nested, "no key 'step.0'", key="step.0")
     refused(nested, "no key ''", key="")
-    refused(nested, "several tensors under 'out.aux'", "out.aux.0, out.aux.1", key="out.aux")
+    refused(nested, "several tensors under 'out.aux'", "'out.aux.0', 'out.aux.1'", key="out.aux")
     refused(nested, "no tensor under 'name'", key="name")
     got = read_pt_bytes((DATA / "one_tensor.pt").read_bytes(), "x", "logits")
     assert np.array_equal(got, np.load(DATA / "logits.npy"), equal_nan=True)
