@@ -17,30 +17,25 @@ from fractions import Fraction
 import numpy as np
 import numpy.typing as npt
 
+from lossctl.core.frozen import Frozen
+
 _HALF = 26
 _CHUNK = 1 << 26  # terms per bincount pass that keep the float64 half-sums exact
 _MIN_EXPONENT = -1074 - 53  # below every float64's lowest bit
 _TEXT = re.compile(r"^(-?\d+)\*2\*\*(-?\d+)$")
 
 
-class ExactSum:
+class ExactSum(Frozen):
     """The exact value ``mantissa · 2**exponent`` (immutable; equal to another with the same
-    mantissa and exponent). A small class, not a frozen dataclass, which would cost 0.8 ms
-    at every start."""
+    mantissa and exponent)."""
 
-    __slots__ = ("exponent", "mantissa")
+    _fields = ("mantissa", "exponent")
+    __slots__ = _fields
     mantissa: int
     exponent: int
 
     def __init__(self, mantissa: int, exponent: int) -> None:
-        object.__setattr__(self, "mantissa", mantissa)
-        object.__setattr__(self, "exponent", exponent)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"ExactSum is immutable: cannot set {name!r}")
-
-    def __reduce__(self) -> tuple[type[ExactSum], tuple[int, int]]:
-        return ExactSum, (self.mantissa, self.exponent)
+        self._set(mantissa, exponent)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ExactSum):
@@ -49,9 +44,6 @@ class ExactSum:
 
     def __hash__(self) -> int:
         return hash((self.mantissa, self.exponent))
-
-    def __repr__(self) -> str:
-        return f"ExactSum(mantissa={self.mantissa}, exponent={self.exponent})"
 
     def __add__(self, other: ExactSum) -> ExactSum:
         low = min(self.exponent, other.exponent)
