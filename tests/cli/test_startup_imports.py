@@ -43,9 +43,10 @@ NOT_FOR_JSON = [
 ]
 
 
-def loaded(*args: str) -> dict[str, object]:
+def loaded(*args: str, probe: str = PROBE, env: dict[str, str] | None = None) -> dict[str, object]:
+    """The JSON report that ``probe`` prints last on stdout after running ``lossctl args``."""
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], capture_output=True, cwd=ROOT, timeout=120
+        [sys.executable, "-c", probe, *args], capture_output=True, cwd=ROOT, env=env, timeout=120
     )
     assert proc.returncode == 0, proc.stderr.decode()
     report: dict[str, object] = json.loads(proc.stdout.decode().splitlines()[-1])
@@ -98,7 +99,7 @@ THREADS_PROBE = """
 import atexit, json, os, sys
 def report():
     print(json.dumps({"threads": len(os.listdir("/proc/self/task")),
-                      "blas": os.environ.get("OPENBLAS_NUM_THREADS")}), file=sys.stderr)
+                      "blas": os.environ.get("OPENBLAS_NUM_THREADS")}))
 atexit.register(report)
 sys.argv[0] = "lossctl"
 from lossctl.__main__ import main
@@ -115,15 +116,7 @@ def test_the_entry_point_starts_one_blas_thread_unless_told(given: str | None) -
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     if given is not None:
         env["OPENBLAS_NUM_THREADS"] = given
-    proc = subprocess.run(
-        [sys.executable, "-c", THREADS_PROBE, "ce", LOGITS, LABELS],
-        capture_output=True,
-        cwd=ROOT,
-        env=env,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
-    report = json.loads(proc.stderr.decode().splitlines()[-1])
+    report = loaded("ce", LOGITS, LABELS, probe=THREADS_PROBE, env=env)
     assert report["blas"] == (given or "1")
     if given is None:
         assert report["threads"] == 1  # the main thread only
